@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Runs every test tier of meshops.istio, installing what it needs first (scripts/setup.sh).
+#   scripts/test.sh                 all tiers
+#   scripts/test.sh unit lint ...   only those tiers
+# Tiers: lint sanity build unit integration molecule benchmarks
+# Exit status is non-zero when any tier fails or when no test ran at all.
+set -uo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MESHOPS_HOME="${MESHOPS_HOME:-$HOME/.cache/meshops-istio}"
+VENV="${MESHOPS_VENV:-$MESHOPS_HOME/venv}"
+RESULTS="${MESHOPS_TEST_RESULTS:-$REPO_ROOT/tests/output/results}"
+export CONTAINERS_CONF="$REPO_ROOT/lab/podman/containers.conf"
+export ANSIBLE_CONFIG="$REPO_ROOT/ansible.cfg"
+export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+
+ALL_TIERS=(lint sanity build unit integration molecule benchmarks)
+tiers=("$@")
+((${#tiers[@]})) || tiers=("${ALL_TIERS[@]}")
+
+needs() { local t; for t in "${tiers[@]}"; do [[ " $* " == *" $t "* ]] && return 0; done; return 1; }
+
+setup_steps=(debian python)
+needs integration molecule benchmarks && setup_steps+=(node-image)
+needs integration benchmarks molecule && setup_steps+=(lab)
+"$REPO_ROOT/scripts/setup.sh" "${setup_steps[@]}" || { echo "setup failed" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+cd "$REPO_ROOT" || exit 1
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+
+declare -A tier_status=()
+passed=0 failed=0 skipped=0
+
+record_gate() { # name rc
+  if [[ "$2" == 0 ]]; then passed=$((passed + 1)); tier_status[$1]="ok"; else failed=$((failed + 1)); tier_status[$1]="FAILED"; fi
+}
+
+run_pytest() { # tier, pytest args...
+  local tier="$1"; shift
+  python -m pytest -p no:cacheprovider --junitxml="$RESULTS/$tier.xml" "$@"
+  local rc=$?
+  # exit code 5 means "no tests collected": a tier with no tests is reported, never a pass.
+  if [[ $rc == 5 ]]; then tier_status[$tier]="NO TESTS"; failed=$((failed + 1)); return; fi
+  read -r p f s < <(python - "$RESULTS/$tier.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+s = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - s, f, s)
+PY
+)
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  if [[ $rc == 0 ]]; then tier_status[$tier]="ok ($p passed, $s skipped)"; else
+    tier_status[$tier]="FAILED ($f failed)"; [[ $f == 0 ]] && failed=$((failed + 1)); fi
+}
+
+tier_lint() {
+  local rc=0
+  ruff check . || rc=1
+  ruff format --check . || rc=1
+  yamllint -s . || rc=1
+  ansible-lint --offline || rc=1
+  record_gate lint $rc
+}
+
+tier_sanity() {
+  # ansible-test wants the collection at ansible_collections/<ns>/<name> inside a git tree;
+  # copy exactly what git tracks (plus untracked, unignored files) there.
+  local tree
+  tree="$(mktemp -d)"
+  mkdir -p "$tree/ansible_collections/meshops/istio"
+  git ls-files -co --exclude-standard | grep -v '^collections/' |
+    tar -cf - -T - | tar -xf - -C "$tree/ansible_collections/meshops/istio"
+  (cd "$tree/ansible_collections/meshops/istio" && git init -q && git add -A &&
+    ansible-test sanity --python 3.11 --color no)
+  local rc=$?
+  rm -rf "$tree"
+  record_gate sanity $rc
+}
+
+tier_build() {
+  local tmp rc=0
+  tmp="$(mktemp -d)"
+  ansible-galaxy collection build --output-path "$tmp" --force . &&
+    ansible-galaxy collection install --offline --no-deps -p "$tmp/installed" "$tmp"/meshops-istio-*.tar.gz &&
+    ANSIBLE_COLLECTIONS_PATH="$tmp/installed" ansible-doc -l meshops.istio | tee "$tmp/doc-list" &&
+    grep -q '^meshops\.istio\.' "$tmp/doc-list" || rc=1
+  rm -rf "$tmp"
+  record_gate build $rc
+}
+
+tier_unit() { run_pytest unit tests/unit; }
+
+tier_integration() { run_pytest integration tests/integration; }
+
+tier_molecule() {
+  local scenario rc
+  for scenario in molecule/*/; do
+    scenario="$(basename "$scenario")"
+    [[ -f "molecule/$scenario/molecule.yml" ]] || continue
+    molecule test -s "$scenario"
+    rc=$?
+    record_gate "molecule:$scenario" $rc
+  done
+}
+
+tier_benchmarks() {
+  local bench rc=0
+  for bench in benchmarks/*.py; do
+    [[ -e "$bench" ]] || continue
+    echo "== $bench --quick"
+    python "$bench" --quick || rc=1
+  done
+  record_gate benchmarks $rc
+}
+
+for tier in "${tiers[@]}"; do
+  case "$tier" in
+    lint | sanity | build | unit | integration | molecule | benchmarks)
+      echo "================ tier: $tier ================"
+      start=$SECONDS
+      "tier_$tier"
+      echo "---------------- tier $tier took $((SECONDS - start)) s" ;;
+    *) echo "test.sh: unknown tier '$tier' (choose: ${ALL_TIERS[*]})" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "================ results ================"
+for key in "${!tier_status[@]}"; do printf '%-28s %s\n' "$key" "${tier_status[$key]}"; done | sort
+if ((passed == 0)); then echo "no test ran" >&2; failed=$((failed + 1)); fi
+echo "summary: $passed passed, $failed failed, $skipped skipped"
+((failed == 0))

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Goodness-of-fit tests for observed traffic shares against configured route weights.
 
@@ -104,13 +103,7 @@ def _log_binomial_pmf(k, n, p):
         return 0.0 if k == 0 else -math.inf
     if p == 1.0:
         return 0.0 if k == n else -math.inf
-    return (
-        math.lgamma(n + 1)
-        - math.lgamma(k + 1)
-        - math.lgamma(n - k + 1)
-        + k * math.log(p)
-        + (n - k) * math.log1p(-p)
-    )
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
 
 
 def binomial_pmf(k, n, p):
@@ -169,7 +162,7 @@ def binomial_rejection_probability(n, p_null, p_true, alpha):
 
 def chi_square_statistic(observed, expected):
     """Pearson's statistic sum((o - e)^2 / e) over categories with e > 0."""
-    return sum((o - e) ** 2 / e for o, e in zip(observed, expected) if e > 0)
+    return sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0)
 
 
 def _normalise_weights(weights):
@@ -191,9 +184,7 @@ def weights_goodness_of_fit(counts, weights, confidence):
     degrees of freedom, p-value, expected counts/shares, observed shares and ``passed``.
     """
     if set(counts) != set(weights):
-        raise StatsError(
-            f"counts and weights name different destinations: {sorted(counts)} vs {sorted(weights)}"
-        )
+        raise StatsError(f"counts and weights name different destinations: {sorted(counts)} vs {sorted(weights)}")
     if not 0.0 < confidence < 1.0:
         raise StatsError(f"confidence must be strictly between 0 and 1, got {confidence}")
     alpha = 1.0 - confidence

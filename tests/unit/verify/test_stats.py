@@ -47,9 +47,7 @@ def test_far_tail_keeps_relative_precision():
     assert stats.regularized_gamma_q(1.0, 50.0) == pytest.approx(math.exp(-50.0), rel=1e-12)
 
 
-@pytest.mark.parametrize(
-    "case", KNOWN["binomial_two_sided"], ids=lambda c: f"{c['k']}of{c['n']}at{c['p']}"
-)
+@pytest.mark.parametrize("case", KNOWN["binomial_two_sided"], ids=lambda c: f"{c['k']}of{c['n']}at{c['p']}")
 def test_binomial_test_known_values(case):
     assert round(stats.binomial_test(case["k"], case["n"], case["p"]), case["digits"]) == pytest.approx(
         case["p_value"], abs=10 ** -case["digits"]

@@ -1,0 +1,192 @@
+"""Read iptables rules from the host, a network namespace, a process's namespace or a file.
+
+:func:`read_rules` runs only the ``*-save`` commands (read-only), as argument lists with
+``LANG=C``; a namespace is entered with ``nsenter --net=<path>``. ``backend='auto'`` reads both
+iptables-nft and iptables-legacy (and ip6tables) and reports when both hold rules: the kernel runs
+both, and a tool that reads one of them misses the other.
+
+A caller may pass ``runner(argv) -> (rc, stdout, stderr)`` (the modules pass a wrapper around
+``AnsibleModule.run_command``) and ``which(name) -> path | None``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import ParseError, SourceError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump, parse_dumps
+
+BACKENDS = ("auto", "nft", "legacy")
+FAMILIES = ("ipv4", "ipv6")
+_COMMANDS = {
+    ("ipv4", "nft"): "iptables-nft-save", ("ipv4", "legacy"): "iptables-legacy-save",
+    ("ipv6", "nft"): "ip6tables-nft-save", ("ipv6", "legacy"): "ip6tables-legacy-save",
+}
+_GENERIC = {"ipv4": "iptables-save", "ipv6": "ip6tables-save"}
+ENV = {"LANG": "C", "LC_ALL": "C"}
+
+
+def default_runner(argv):
+    env = dict(os.environ)
+    env.update(ENV)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class ReadResult:
+    """What was read: ``rulesets[family]`` is the ruleset the engine traces and audits;
+    ``by_backend[(family, backend)]`` every ruleset read; ``warnings`` what a person should know."""
+
+    def __init__(self, where):
+        self.where = where
+        self.rulesets = {}
+        self.by_backend = {}
+        self.warnings = []
+        self.backend = None
+        self.local_addresses = None
+        self.commands = []
+
+    def backends_with_rules(self, family):
+        return [b for (f, b), rs in self.by_backend.items() if f == family and not rs.is_empty()]
+
+
+def namespace_path(netns=None, pid=None):
+    """Return the path of the network namespace to enter, or None for the host."""
+    if netns and pid:
+        raise SourceError("give either netns or pid, not both")
+    if netns:
+        path = netns if "/" in netns else os.path.join("/run/netns", netns)
+        if not os.path.exists(path):
+            raise SourceError(f"network namespace {netns!r} not found: {path} does not exist "
+                              "(`ip netns list` shows the names; a path such as /proc/PID/ns/net also works)")
+        return path
+    if pid is not None:
+        try:
+            pid_number = int(pid)
+        except (TypeError, ValueError):
+            raise SourceError(f"pid {pid!r} is not a process id") from None
+        path = f"/proc/{pid_number}/ns/net"
+        if pid_number <= 0 or not os.path.exists(path):
+            raise SourceError(f"process {pid} not found: {path} does not exist")
+        return path
+    return None
+
+
+def _run(runner, argv, result):
+    result.commands.append(argv)
+    rc, out, err = runner(argv)
+    if rc != 0:
+        raise SourceError(f"{' '.join(argv)} failed (rc={rc}): {(err or out).strip()[:500]}")
+    return out
+
+
+def read_local_addresses(netns=None, pid=None, runner=None, which=shutil.which):
+    """Addresses of the host or namespace (``ip -j address``), or None when `ip` is missing."""
+    runner = runner or default_runner
+    path = namespace_path(netns, pid)
+    ip_bin = which("ip")
+    if not ip_bin:
+        return None
+    argv = [ip_bin, "-j", "address", "show"]
+    if path:
+        nsenter = which("nsenter")
+        if not nsenter:
+            return None
+        argv = [nsenter, f"--net={path}", "--", *argv]
+    rc, out, _err = runner(argv)
+    if rc != 0:
+        return None
+    try:
+        data = json.loads(out or "[]")
+    except ValueError:
+        return None
+    return [info["local"] for link in data for info in link.get("addr_info", []) if info.get("local")]
+
+
+def read_rules(src=None, netns=None, pid=None, backend="auto", families=FAMILIES, runner=None,
+               which=shutil.which, counters=True, local_addresses=True):
+    """Read and parse rules; see the module docstring."""
+    if backend not in BACKENDS:
+        raise SourceError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if src and (netns or pid is not None):
+        raise SourceError("src reads a saved dump; it cannot be combined with netns or pid")
+    runner = runner or default_runner
+    if src:
+        result = ReadResult(f"file {src}")
+        if not os.path.isfile(src):
+            raise SourceError(f"src {src}: no such file")
+        try:
+            with open(src, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"src {src}: cannot read: {exc}") from exc
+        rulesets = parse_dumps(text, source=src, backend="file")
+        for ruleset in rulesets:
+            if ruleset.family in result.rulesets:
+                raise ParseError(f"the file holds two {ruleset.family} dumps", src)
+            ruleset.backend = ruleset.dialect or "file"
+            result.rulesets[ruleset.family] = ruleset
+            result.by_backend[(ruleset.family, ruleset.backend)] = ruleset
+            result.warnings.extend(ruleset.warnings)
+        result.backend = "file"
+        return result
+
+    path = namespace_path(netns, pid)
+    where = f"network namespace {netns}" if netns else (f"network namespace of pid {pid}" if pid else "host")
+    result = ReadResult(where)
+    prefix = []
+    if path:
+        nsenter = which("nsenter")
+        if not nsenter:
+            raise SourceError("nsenter (util-linux) is needed to read a network namespace and was not found")
+        prefix = [nsenter, f"--net={path}", "--"]
+    wanted = ("nft", "legacy") if backend == "auto" else (backend,)
+    used = set()
+    for family in families:
+        read_any = False
+        errors = []
+        for name in wanted:
+            binary = which(_COMMANDS[(family, name)])
+            if binary is None:
+                generic = which(_GENERIC[family])
+                if generic is None:
+                    errors.append(f"{_COMMANDS[(family, name)]} not found")
+                    continue
+                binary = generic
+            argv = [*prefix, binary]
+            if counters:
+                argv.append("-c")
+            try:
+                text = _run(runner, argv, result)
+            except SourceError as exc:
+                errors.append(str(exc))
+                continue
+            label = f"{where} ({os.path.basename(binary)})"
+            ruleset = parse_dump(text, source=label, family=family, backend=name)
+            if ruleset.dialect and ruleset.dialect != name and backend != "auto":
+                result.warnings.append(f"{label}: asked for the {name} backend but the dump is {ruleset.dialect}")
+            result.by_backend[(family, name)] = ruleset
+            result.warnings.extend(w for w in ruleset.warnings if not w.startswith("Warning: iptables-legacy"))
+            read_any = True
+        if not read_any:
+            if backend != "auto" or family == "ipv4":
+                raise SourceError(f"cannot read {family} rules of the {where}: {'; '.join(errors)}")
+            result.warnings.append(f"{family} rules not read: {'; '.join(errors)}")
+            continue
+        with_rules = result.backends_with_rules(family)
+        if len(with_rules) > 1:
+            result.warnings.append(
+                f"both iptables-nft and iptables-legacy hold {family} rules in the {where}: the kernel "
+                "runs both sets; the trace and audit use the nft rules, the legacy rules are listed "
+                "separately")
+        chosen = "nft" if ("nft" in with_rules or not with_rules) and (family, "nft") in result.by_backend \
+            else next(b for f, b in result.by_backend if f == family)
+        if with_rules and chosen not in with_rules:
+            chosen = with_rules[0]
+        result.rulesets[family] = result.by_backend[(family, chosen)]
+        used.add(chosen)
+    result.backend = "+".join(sorted(used)) if used else backend
+    if local_addresses:
+        result.local_addresses = read_local_addresses(netns, pid, runner, which)
+    return result

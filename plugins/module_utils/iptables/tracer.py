@@ -1,0 +1,660 @@
+"""Simulate the path of the first packet of a connection through a :class:`~.model.Ruleset`.
+
+Usage::
+
+    tracer = Tracer(ruleset)
+    result = tracer.trace({"name": "in", "hook": "prerouting", "protocol": "tcp",
+                           "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80})
+
+Netfilter order per hook: raw -> mangle -> nat -> filter -> security. ``prerouting`` packets
+arrive from outside: PREROUTING, then INPUT when the (possibly NATed) destination is local,
+otherwise FORWARD and POSTROUTING. ``output`` packets come from a local process: OUTPUT,
+POSTROUTING and, when they stay on the host (loopback or a REDIRECT), PREROUTING and INPUT of
+the non-NAT tables (NAT is decided once per connection, so nat chains are not run again).
+
+Results (dicts, as iptables_trace returns them): ``steps`` lists every rule that matched (whose
+counter the kernel would increase) and the policy of every built-in chain the packet fell off;
+``verdict`` gives ``action`` (ACCEPT, DROP, REJECT, REDIRECT, DNAT, TPROXY, ...), ``to_ports``,
+``to_destination`` and where the packet ends. ``statistic --mode random`` rules split the trace
+into ``branches`` with probabilities; conditions the engine cannot evaluate split it into
+branches marked ``unevaluated`` (both outcomes explored), so the answer is never silently wrong.
+"""
+
+import bisect
+import heapq
+import ipaddress
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import (
+    Packet,
+    compile_condition,
+    parse_int,
+    parse_mark,
+)
+
+TABLE_ORDER = {
+    "PREROUTING": ("raw", "mangle", "nat"),
+    "INPUT": ("mangle", "filter", "security", "nat"),
+    "FORWARD": ("mangle", "filter", "security"),
+    "OUTPUT": ("raw", "mangle", "nat", "filter", "security"),
+    "POSTROUTING": ("mangle", "nat"),
+}
+TERMINAL_NAT = frozenset(("REDIRECT", "DNAT", "SNAT", "MASQUERADE", "NETMAP"))
+NON_TERMINATING = frozenset(
+    (
+        "LOG",
+        "NFLOG",
+        "ULOG",
+        "TRACE",
+        "NOTRACK",
+        "AUDIT",
+        "CHECKSUM",
+        "CLASSIFY",
+        "TCPMSS",
+        "TCPOPTSTRIP",
+        "TEE",
+        "DSCP",
+        "TOS",
+        "TTL",
+        "HL",
+        "ECN",
+        "SET",
+        "SECMARK",
+        "CONNSECMARK",
+        "IDLETIMER",
+        "LED",
+        "HMARK",
+        "RATEEST",
+        "CT",
+    )
+)
+MAX_BRANCHES = 512
+MAX_DEPTH = 64
+INDEX_MIN_RULES = 32
+_RETURN = "RETURN"
+
+
+class TraceError(IptablesError):
+    """The trace cannot be completed (a jump loop, too many unevaluated branches)."""
+
+
+class _Compiled:
+    __slots__ = ("checks", "index_key", "probability", "unevaluated")
+
+    def __init__(self, rule):
+        self.checks = []
+        self.unevaluated = []
+        self.probability = None
+        self.index_key = None
+        statistic = {c.option: c.value for c in rule.matches if c.module == "statistic"}
+        for cond in rule.matches:
+            if cond.module == "statistic":
+                continue
+            check = compile_condition(cond)
+            if isinstance(check, str):
+                self.unevaluated.append(check)
+            else:
+                self.checks.append(check)
+        if statistic:
+            if statistic.get("mode") == "random" and "probability" in statistic:
+                self.probability = float(statistic["probability"])
+                if any(c.negated for c in rule.matches if c.module == "statistic"):
+                    self.probability = 1.0 - self.probability
+            else:
+                self.unevaluated.append("match statistic --mode nth depends on a packet counter")
+        # Index keys: an exact, non-negated destination address, else an exact destination port.
+        for cond in rule.matches:
+            if cond.module == "ip" and cond.option == "destination" and not cond.negated:
+                try:
+                    net = ipaddress.ip_network(cond.value, strict=False)
+                except ValueError:
+                    break
+                if net.num_addresses == 1:
+                    self.index_key = ("d", net.network_address)
+                break
+        if self.index_key is None:
+            proto = next(
+                (
+                    c.value.lower()
+                    for c in rule.matches
+                    if c.module == "ip" and c.option == "protocol" and not c.negated
+                ),
+                None,
+            )
+            for cond in rule.matches:
+                if (
+                    cond.module == proto
+                    and cond.option in ("dport", "destination-port")
+                    and not cond.negated
+                    and cond.value.isdigit()
+                ):
+                    self.index_key = ("p", proto, int(cond.value))
+
+
+def _compiled(rule):
+    compiled = rule._compiled
+    if compiled is None:
+        compiled = rule._compiled = _Compiled(rule)
+    return compiled
+
+
+class _ChainIndex:
+    """Candidate rules of a long chain for a packet: rules keyed by the packet's exact destination
+    address or port, merged in order with the rules that carry no such key."""
+
+    def __init__(self, chain):
+        self.keyed = {}
+        self.always = []
+        for position, rule in enumerate(chain.rules):
+            key = _compiled(rule).index_key
+            if key is None:
+                self.always.append(position)
+            else:
+                self.keyed.setdefault(key, []).append(position)
+
+    def candidates(self, pkt, start):
+        lists = [self.always]
+        for key in (("d", pkt.dst), ("p", pkt.proto, pkt.dport)):
+            hit = self.keyed.get(key)
+            if hit:
+                lists.append(hit)
+        if len(lists) == 1:
+            merged = self.always
+        else:
+            merged = list(heapq.merge(*lists))
+        if start:
+            return merged[bisect.bisect_left(merged, start) :]
+        return merged
+
+
+class _Branch:
+    __slots__ = ("assumptions", "final", "nat", "pkt", "probability", "steps", "unevaluated", "verdict_rule")
+
+    def __init__(self, pkt):
+        self.pkt = pkt
+        self.steps = []
+        self.probability = 1.0
+        self.assumptions = []
+        self.unevaluated = []
+        self.nat = []  # (action, details) applied to the connection
+        self.final = None
+        self.verdict_rule = None
+
+    def fork(self):
+        other = _Branch(self.pkt.copy())
+        other.steps = list(self.steps)
+        other.probability = self.probability
+        other.assumptions = list(self.assumptions)
+        other.unevaluated = list(self.unevaluated)
+        other.nat = list(self.nat)
+        other.final = self.final
+        other.verdict_rule = self.verdict_rule
+        return other
+
+
+def _split_hostport(text, family):
+    """'10.0.0.1:80' -> ('10.0.0.1', 80); '[fd00::1]:80' -> ('fd00::1', 80); ranges: first value."""
+    if text is None:
+        return None, None
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif family == "ipv4" or text.count(":") == 1:
+        host, _, port = text.partition(":")
+        port = port or None
+    host = host.split("-")[0] if host else None
+    if port:
+        port = int(port.split("-")[0])
+    return host or None, port
+
+
+class Tracer:
+    """Trace packets through one ruleset (one family, one backend)."""
+
+    def __init__(self, ruleset, local_addresses=None):
+        self.ruleset = ruleset
+        self.local_addresses = local_addresses
+        self._indexes = {}
+
+    # -- chain walking ----------------------------------------------------------------------
+    def _candidates(self, chain, pkt, start):
+        if len(chain.rules) < INDEX_MIN_RULES:
+            return range(start, len(chain.rules))
+        index = self._indexes.get(id(chain))
+        if index is None:
+            index = self._indexes[id(chain)] = _ChainIndex(chain)
+        return index.candidates(pkt, start)
+
+    def _evaluate(self, rule, pkt):
+        compiled = _compiled(rule)
+        unknown = False
+        for check in compiled.checks:
+            result = check(pkt)
+            if result is False:
+                return False, compiled
+            if result is None:
+                unknown = True
+        if unknown or compiled.unevaluated:
+            return None, compiled
+        return True, compiled
+
+    def _walk(self, branch, table, chain_name, depth, results):
+        if depth > MAX_DEPTH:
+            raise TraceError(
+                f"packet {branch.pkt.name}: jumps nest deeper than {MAX_DEPTH} chains "
+                f"at {table}/{chain_name} (a loop between chains?)"
+            )
+        chain = self.ruleset.chain(table, chain_name)
+        if chain is None:
+            results.append((branch, _RETURN))
+            return
+        self._walk_from(branch, chain, 0, depth, results)
+
+    def _walk_from(self, branch, chain, start, depth, results):
+        rules = chain.rules
+        pkt = branch.pkt
+        for position in self._candidates(chain, pkt, start):
+            rule = rules[position]
+            matched, compiled = self._evaluate(rule, pkt)
+            if matched is False:
+                continue
+            if matched is None:
+                reasons = list(compiled.unevaluated)
+                if not reasons:
+                    reasons = [
+                        "a condition depends on a packet field that was not given "
+                        "(uid, gid, interface or local address)"
+                    ]
+                other = self._fork(branch)
+                other.assumptions.append(
+                    {
+                        "rule": rule.text,
+                        "table": rule.table,
+                        "chain": rule.chain,
+                        "rule_number": rule.number,
+                        "assumed": "no match",
+                        "reason": "; ".join(reasons),
+                    }
+                )
+                other.unevaluated.append(rule.text)
+                self._walk_from(other, chain, position + 1, depth, results)
+                branch.assumptions.append(
+                    {
+                        "rule": rule.text,
+                        "table": rule.table,
+                        "chain": rule.chain,
+                        "rule_number": rule.number,
+                        "assumed": "match",
+                        "reason": "; ".join(reasons),
+                    }
+                )
+                branch.unevaluated.append(rule.text)
+            probability = compiled.probability
+            if probability is not None and probability < 1.0:
+                if probability > 0.0:
+                    other = self._fork(branch)
+                    other.probability *= 1.0 - probability
+                    self._walk_from(other, chain, position + 1, depth, results)
+                    branch.probability *= probability
+                else:
+                    continue
+            if self._apply(branch, rule, chain, position, depth, results):
+                return
+        results.append((branch, _RETURN))
+
+    def _fork(self, branch):
+        self._branch_count += 1
+        if self._branch_count > MAX_BRANCHES:
+            raise TraceError(
+                f"packet {branch.pkt.name}: more than {MAX_BRANCHES} branches; give the "
+                "packet's uid, gid, interfaces or local_addresses so fewer rules are unevaluated"
+            )
+        return branch.fork()
+
+    def _step(self, branch, rule, action, **extra):
+        step = {
+            "table": rule.table,
+            "chain": rule.chain,
+            "rule_number": rule.number,
+            "rule": rule.text,
+            "action": action,
+        }
+        step.update(extra)
+        branch.steps.append(step)
+
+    def _apply(self, branch, rule, chain, position, depth, results):
+        """Apply a matched rule; return True when the branch left this chain (results filled)."""
+        target = rule.target
+        pkt = branch.pkt
+        table = rule.table
+        if target is None:
+            self._step(branch, rule, "count")
+            return False
+        if self.ruleset.chain(table, target) is not None:
+            self._step(branch, rule, ("goto " if rule.goto else "jump ") + target)
+            sub = []
+            self._walk(branch, table, target, depth + 1, sub)
+            for sub_branch, outcome in sub:
+                if outcome == _RETURN and not rule.goto:
+                    self._walk_from(sub_branch, chain, position + 1, depth, results)
+                else:
+                    results.append((sub_branch, outcome))
+            return True
+        if target == "RETURN":
+            self._step(branch, rule, "RETURN")
+            results.append((branch, _RETURN))
+            return True
+        if target in ("ACCEPT", "DROP", "REJECT"):
+            self._step(branch, rule, target)
+            branch.verdict_rule = rule
+            results.append((branch, target))
+            return True
+        if target in ("QUEUE", "NFQUEUE"):
+            self._step(branch, rule, target, unevaluated=True)
+            branch.unevaluated.append(rule.text)
+            branch.verdict_rule = rule
+            results.append((branch, target))
+            return True
+        opts = dict(rule.target_options)
+        if target == "REDIRECT":
+            ports = opts.get("to-ports")
+            if pkt.hook == "output" and not pkt.dnat:
+                pkt.dst = ipaddress.ip_address("::1" if pkt.family == "ipv6" else "127.0.0.1")
+                pkt.out_interface = "lo"
+            if ports:
+                pkt.dport = int(ports.split("-")[0].split(":")[0])
+            pkt.dnat = True
+            branch.nat.append(("REDIRECT", {"to_ports": pkt.dport}))
+            self._step(branch, rule, "REDIRECT")
+            branch.verdict_rule = rule
+            results.append((branch, "NAT"))
+            return True
+        if target in ("DNAT", "NETMAP") and table == "nat" and rule.chain != "POSTROUTING":
+            host, port = _split_hostport(opts.get("to-destination") or opts.get("to"), pkt.family)
+            if host:
+                if target == "NETMAP":
+                    net = ipaddress.ip_network(host if "/" in (opts.get("to") or "") else opts.get("to"), strict=False)
+                    offset = int(pkt.dst) & int(net.hostmask)
+                    pkt.dst = ipaddress.ip_address(int(net.network_address) | offset)
+                else:
+                    pkt.dst = ipaddress.ip_address(host)
+                if pkt.hook == "output":
+                    pkt.out_interface = "lo" if pkt.is_local(pkt.dst) else None
+            if port is not None:
+                pkt.dport = port
+            pkt.dnat = True
+            branch.nat.append(("DNAT", {"to_destination": self._hostport(pkt)}))
+            self._step(branch, rule, target)
+            branch.verdict_rule = rule
+            results.append((branch, "NAT"))
+            return True
+        if target in ("SNAT", "MASQUERADE", "NETMAP"):
+            host, port = _split_hostport(opts.get("to-source"), pkt.family)
+            if host:
+                pkt.src = ipaddress.ip_address(host)
+            if port is not None:
+                pkt.sport = port
+            pkt.snat = True
+            branch.nat.append((target, {"to_source": host or "address of the outgoing interface"}))
+            self._step(branch, rule, target)
+            results.append((branch, "NAT"))
+            return True
+        if target == "TPROXY":
+            port = opts.get("on-port")
+            mark = opts.get("tproxy-mark")
+            if mark:
+                value, mask = parse_mark(mark)
+                pkt.mark = (pkt.mark & ~mask) ^ value
+            if port:
+                pkt.dport = int(port)
+            if opts.get("on-ip") and opts["on-ip"] not in ("0.0.0.0", "::"):
+                pkt.dst = ipaddress.ip_address(opts["on-ip"])
+            branch.nat.append(("TPROXY", {"to_ports": pkt.dport}))
+            branch.assumptions.append(
+                {
+                    "rule": rule.text,
+                    "table": table,
+                    "chain": rule.chain,
+                    "rule_number": rule.number,
+                    "assumed": f"a transparent socket listens on port {pkt.dport} (else the kernel drops the packet)",
+                }
+            )
+            self._step(branch, rule, "TPROXY")
+            branch.verdict_rule = rule
+            results.append((branch, "TPROXY"))
+            return True
+        if target == "MARK":
+            pkt.mark = self._mark(pkt.mark, opts)
+            self._step(branch, rule, "MARK", mark=hex(pkt.mark))
+            return False
+        if target == "CONNMARK":
+            if "save-mark" in opts:
+                nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
+                ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
+                pkt.connmark = (pkt.connmark & ~ctmask) ^ (pkt.mark & nfmask)
+            elif "restore-mark" in opts:
+                nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
+                ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
+                pkt.mark = (pkt.mark & ~nfmask) ^ (pkt.connmark & ctmask)
+            else:
+                pkt.connmark = self._mark(pkt.connmark, opts)
+            self._step(branch, rule, "CONNMARK", mark=hex(pkt.mark), connmark=hex(pkt.connmark))
+            return False
+        if target in NON_TERMINATING:
+            self._step(branch, rule, target)
+            return False
+        # An extension target the engine does not know: say so and assume it lets the packet go on.
+        self._step(branch, rule, target, unevaluated=True)
+        branch.unevaluated.append(rule.text)
+        branch.assumptions.append(
+            {
+                "rule": rule.text,
+                "table": table,
+                "chain": rule.chain,
+                "rule_number": rule.number,
+                "assumed": f"target {target} does not end the traversal",
+            }
+        )
+        return False
+
+    @staticmethod
+    def _mark(current, opts):
+        for key in ("set-xmark", "set-mark"):
+            if key in opts:
+                value, mask = parse_mark(opts[key])
+                if key == "set-xmark":
+                    return (current & ~mask & 0xFFFFFFFF) ^ value
+                return (current & ~mask & 0xFFFFFFFF) | value
+        if "or-mark" in opts:
+            return current | parse_int(opts["or-mark"])
+        if "and-mark" in opts:
+            return current & parse_int(opts["and-mark"])
+        if "xor-mark" in opts:
+            return current ^ parse_int(opts["xor-mark"])
+        return current
+
+    @staticmethod
+    def _hostport(pkt):
+        host = f"[{pkt.dst}]" if pkt.family == "ipv6" else str(pkt.dst)
+        return f"{host}:{pkt.dport}" if pkt.dport is not None else host
+
+    # -- the hook pipeline --------------------------------------------------------------------
+    def _run_builtin(self, branch, table, chain_name):
+        """Run one built-in chain; returns [(branch, outcome)], outcome ACCEPT/DROP/REJECT/NAT/..."""
+        chain = self.ruleset.chain(table, chain_name)
+        if chain is None:
+            return [(branch, "ACCEPT")]
+        results = []
+        self._walk_from(branch, chain, 0, 0, results)
+        out = []
+        for b, outcome in results:
+            if outcome == _RETURN:
+                policy = chain.policy or "ACCEPT"
+                b.steps.append(
+                    {
+                        "table": table,
+                        "chain": chain_name,
+                        "rule_number": None,
+                        "rule": f":{chain_name} {policy}",
+                        "action": f"policy {policy}",
+                    }
+                )
+                if policy == "DROP":
+                    b.verdict_rule = None
+                out.append((b, policy))
+            else:
+                out.append((b, outcome))
+        return out
+
+    def _run_stages(self, branches, stages):
+        for table, chain_name in stages:
+            nxt = []
+            for branch in branches:
+                if branch.final is not None:
+                    nxt.append(branch)
+                    continue
+                for b, outcome in self._run_builtin(branch, table, chain_name):
+                    if outcome in ("DROP", "REJECT", "QUEUE", "NFQUEUE"):
+                        b.final = outcome
+                    nxt.append(b)
+            branches = nxt
+        return branches
+
+    @staticmethod
+    def _stages(hook_chain, skip_nat=False):
+        return [(t, hook_chain) for t in TABLE_ORDER[hook_chain] if not (skip_nat and t == "nat")]
+
+    def trace(self, spec):
+        pkt = spec if isinstance(spec, Packet) else Packet(spec, self.local_addresses)
+        self._branch_count = 1
+        start = _Branch(pkt)
+        if pkt.hook == "output":
+            if pkt.out_interface is None and pkt.is_local(pkt.dst):
+                pkt.out_interface = "lo"
+            if not pkt.local_known and not pkt.is_loopback(pkt.dst):
+                start.assumptions.append(
+                    {"assumed": f"{pkt.dst} is not an address of this host (no local_addresses given)"}
+                )
+            branches = self._run_stages([start], self._stages("OUTPUT"))
+            branches = self._run_stages(branches, self._stages("POSTROUTING"))
+            done = []
+            for b in branches:
+                if b.final is None and b.pkt.is_local(b.pkt.dst):
+                    b.pkt.in_interface = "lo"
+                    looped = self._run_stages([b], self._stages("PREROUTING", skip_nat=True))
+                    looped = self._run_stages(looped, self._stages("INPUT", skip_nat=True))
+                    for lb in looped:
+                        if lb.final is None:
+                            lb.final = "LOCAL"
+                    done.extend(looped)
+                else:
+                    if b.final is None:
+                        b.final = "SENT"
+                    done.append(b)
+            branches = done
+        else:
+            if not pkt.local_known:
+                start.assumptions.append(
+                    {"assumed": f"{pkt.dst} is an address of this host (no local_addresses given)"}
+                )
+            branches = self._run_stages([start], self._stages("PREROUTING"))
+            done = []
+            for b in branches:
+                if b.final is not None:
+                    done.append(b)
+                    continue
+                tproxied = any(kind == "TPROXY" for kind, _ in b.nat)
+                local = True if tproxied else b.pkt.is_local(b.pkt.dst)
+                if local is None:
+                    local = False
+                    b.assumptions.append({"assumed": f"{b.pkt.dst} is not an address of this host: forwarded"})
+                if local:
+                    out = self._run_stages([b], self._stages("INPUT"))
+                    for ob in out:
+                        if ob.final is None:
+                            ob.final = "LOCAL"
+                else:
+                    out = self._run_stages([b], self._stages("FORWARD"))
+                    out = self._run_stages(out, self._stages("POSTROUTING"))
+                    for ob in out:
+                        if ob.final is None:
+                            ob.final = "FORWARDED"
+                done.extend(out)
+            branches = done
+        return self._result(pkt, branches)
+
+    def _verdict(self, branch):
+        pkt = branch.pkt
+        verdict = {"action": "ACCEPT", "to_ports": None, "to_destination": None}
+        if branch.final in ("DROP", "REJECT", "QUEUE", "NFQUEUE"):
+            verdict["action"] = branch.final
+        else:
+            for kind, details in branch.nat:
+                if kind in ("REDIRECT", "DNAT", "TPROXY"):
+                    verdict["action"] = kind
+                    verdict.update(details)
+                elif kind in ("SNAT", "MASQUERADE"):
+                    verdict.setdefault("to_source", details["to_source"])
+                    if verdict["action"] == "ACCEPT":
+                        verdict["action"] = kind
+            if verdict["action"] in ("REDIRECT", "TPROXY"):
+                verdict["to_ports"] = pkt.dport
+            if verdict["action"] in ("REDIRECT", "DNAT", "TPROXY"):
+                verdict["to_destination"] = self._hostport(pkt)
+        verdict["destination"] = self._hostport(pkt)
+        verdict["delivered"] = {"LOCAL": "local", "SENT": "sent", "FORWARDED": "forwarded"}.get(branch.final, "dropped")
+        if verdict["delivered"] == "local":
+            verdict["local_port"] = pkt.dport
+        rule = branch.verdict_rule
+        verdict["rule"] = rule.text if rule is not None else None
+        verdict["mark"] = hex(pkt.mark)
+        return verdict
+
+    def _result(self, pkt, branches):
+        outcomes = []
+        for b in branches:
+            outcomes.append(
+                {
+                    "probability": round(b.probability, 6),
+                    "steps": b.steps,
+                    "verdict": self._verdict(b),
+                    "unevaluated": b.unevaluated,
+                    "assumptions": b.assumptions,
+                }
+            )
+        result = {"name": pkt.name, "packet": pkt.to_dict(), "family": pkt.family}
+        if len(outcomes) == 1:
+            only = outcomes[0]
+            result.update(
+                steps=only["steps"],
+                verdict=only["verdict"],
+                branches=[],
+                unevaluated=only["unevaluated"],
+                assumptions=only["assumptions"],
+            )
+            return result
+        prefix = []
+        for column in zip(*(o["steps"] for o in outcomes)):
+            if all(s == column[0] for s in column):
+                prefix.append(column[0])
+            else:
+                break
+        verdicts = {(o["verdict"]["action"], o["verdict"].get("to_destination")) for o in outcomes}
+        if len(verdicts) == 1:
+            verdict = dict(outcomes[0]["verdict"])
+        else:
+            verdict = {
+                "action": "MULTIPLE",
+                "to_ports": None,
+                "to_destination": None,
+                "actions": sorted({o["verdict"]["action"] for o in outcomes}),
+            }
+        unevaluated = []
+        for o in outcomes:
+            for text in o["unevaluated"]:
+                if text not in unevaluated:
+                    unevaluated.append(text)
+        result.update(steps=prefix, verdict=verdict, branches=outcomes, unevaluated=unevaluated, assumptions=[])
+        return result

@@ -27,7 +27,7 @@ def _lower_series(a, x):
     term = 1.0 / a
     total = term
     denominator = a
-    for _ in range(_MAX_ITER):
+    for _iteration in range(_MAX_ITER):
         denominator += 1.0
         term *= x / denominator
         total += term
@@ -187,7 +187,7 @@ def weights_goodness_of_fit(counts, weights, confidence):
         raise StatsError(f"counts and weights name different destinations: {sorted(counts)} vs {sorted(weights)}")
     if not 0.0 < confidence < 1.0:
         raise StatsError(f"confidence must be strictly between 0 and 1, got {confidence}")
-    alpha = 1.0 - confidence
+    alpha = round(1.0 - confidence, 12)
     shares_expected = _normalise_weights(weights)
     total = sum(counts.values())
     if total <= 0:

@@ -210,7 +210,7 @@ def check_traffic_split(
     unattributed = ambiguous = failed = through_envoy = 0
     samples = []
     started = time.monotonic()
-    for _ in range(requests):
+    for _request in range(requests):
         response = fetch(url, host_header=host_header, timeout=timeout, validate_certs=validate_certs)
         if response.error or not 200 <= (response.status or 0) < 400:
             failed += 1

@@ -1,0 +1,183 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs the istio_verify checks named by the caller: reads the cluster, calls the checks.
+
+``params`` is the module's parameter dict; ``run_command(argv) -> (rc, stdout, stderr)`` runs
+istioctl (the module passes ``AnsibleModule.run_command`` with LANG=C).
+"""
+
+import json
+
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import get_client
+from ansible_collections.meshops.istio.plugins.module_utils.verify import cluster, traffic
+
+CLUSTER_CHECKS = {"control_plane", "sidecars"}
+
+
+def istioctl_client_version(istioctl, run_command):
+    """istioctl's own version (``istioctl version --remote=false -o json``)."""
+    rc, out, err = run_command([istioctl, "version", "--remote=false", "-o", "json"])
+    if rc != 0:
+        raise traffic.VerifyError(f"{istioctl} version failed (rc={rc}): {err.strip() or out.strip()}")
+    try:
+        data = json.loads(out)
+        return data["clientVersion"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return out.strip().splitlines()[-1] if out.strip() else None
+
+
+class VerifyRunner:
+    def __init__(self, params, run_command=None, client=None):
+        self.params = params
+        self.run_command = run_command
+        self._client = client
+        self._ingress_base = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = get_client(self.params)
+        return self._client
+
+    def needs_cluster(self):
+        checks = set(self.params["checks"])
+        if checks & CLUSTER_CHECKS:
+            return True
+        for name in checks:
+            options = self.params.get(name) or {}
+            if not options.get("url") and not (
+                self.params["ingress"].get("host") and self.params["ingress"].get("port")
+            ):
+                return True
+        split = self.params.get("traffic_split") or {}
+        return "traffic_split" in checks and bool(split.get("virtual_service"))
+
+    def needs_istioctl(self):
+        return "control_plane" in self.params["checks"] and self.params["control_plane"]["compare_istioctl_version"]
+
+    def run(self):
+        self._validate()
+        results, failures, warnings = {}, [], []
+        for name in self.params["checks"]:
+            result = getattr(self, "_" + name)(self.params.get(name) or {})
+            results[name] = result
+            failures.extend(f"{name}: {failure}" for failure in result["failures"])
+            warnings.extend(f"{name}: {warning}" for warning in result["warnings"])
+        return {"results": results, "failures": failures, "warnings": warnings, "passed": not failures}
+
+    def _validate(self):
+        """Reject unusable arguments before any request is sent."""
+        checks = self.params["checks"]
+        if "sidecars" in checks and not self.params["sidecars"]["namespaces"]:
+            raise traffic.VerifyError("sidecars.namespaces is empty: name the namespaces whose pods need sidecars")
+        if "traffic_split" in checks:
+            split = self.params["traffic_split"]
+            if len(split["destinations"]) < 1:
+                raise traffic.VerifyError(
+                    "traffic_split.destinations is empty: give each destination a name and pattern"
+                )
+            if not split.get("virtual_service"):
+                missing = [d["name"] for d in split["destinations"] if d.get("weight") is None]
+                if missing:
+                    raise traffic.VerifyError(
+                        f"traffic_split.destinations {missing} have no weight: give weight, or virtual_service "
+                        "to read the weights from"
+                    )
+            if not 0 < split["confidence"] < 1:
+                raise traffic.VerifyError("traffic_split.confidence must be between 0 and 1 (e.g. 0.999)")
+            for destination in split["destinations"]:
+                traffic.compile_pattern(destination["pattern"], f"traffic_split.destinations.{destination['name']}")
+
+    # -- address of the ingress -----------------------------------------------------------
+
+    def _url(self, options):
+        if options.get("url"):
+            return options["url"]
+        if self._ingress_base is None:
+            ingress = self.params["ingress"]
+            host, port = ingress.get("host"), ingress.get("port")
+            if not host or not port:
+                namespace = self.params["istio_namespace"]
+                service = self.client.get("v1", "Service", ingress["service"], namespace)
+                if service is None:
+                    raise LookupError(
+                        f"Service {namespace}/{ingress['service']} not found; install the ingress gateway, "
+                        "or give ingress.host/ingress.port or the check's url"
+                    )
+                pods = self.client.list("v1", "Pod", namespace, label_selector="istio=ingressgateway")
+                found_host, found_port = cluster.ingress_address(pods, service, ingress["port_name"])
+                host, port = host or found_host, port or found_port
+            self._ingress_base = f"{ingress['scheme']}://{host}:{port}"
+        return self._ingress_base + options.get("path", "/")
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _control_plane(self, options):
+        namespace = self.params["istio_namespace"]
+        if self.client.get("v1", "Namespace", namespace) is None:
+            raise LookupError(f"namespace {namespace} not found: is the Istio control plane installed?")
+        deployments = self.client.list("apps/v1", "Deployment", namespace)
+        version = None
+        if options["compare_istioctl_version"]:
+            version = istioctl_client_version(self.params["istioctl_path"], self.run_command)
+        return cluster.check_control_plane(deployments, namespace, options["deployments"], version)
+
+    def _sidecars(self, options):
+        pods = {}
+        for namespace in options["namespaces"]:
+            if self.client.get("v1", "Namespace", namespace) is None:
+                pods[namespace] = None
+            else:
+                pods[namespace] = self.client.list("v1", "Pod", namespace)
+        return cluster.check_sidecars(pods)
+
+    def _http(self, options):
+        return traffic.check_http(
+            self._url(options),
+            host_header=options.get("host_header"),
+            expected_status=tuple(options["status"]),
+            body_pattern=options.get("body_pattern"),
+            timeout=options["timeout"],
+            retries=options["retries"],
+            delay=options["delay"],
+            validate_certs=self.params["validate_certs_http"],
+        )
+
+    def _traffic_split(self, options):
+        destinations = {d["name"]: d["pattern"] for d in options["destinations"]}
+        mesh_only = False
+        reference = options.get("virtual_service")
+        if reference:
+            virtual_service = self.client.get(
+                "networking.istio.io/v1", "VirtualService", reference["name"], reference["namespace"]
+            )
+            if virtual_service is None:
+                raise LookupError(f"VirtualService {reference['namespace']}/{reference['name']} not found")
+            weights = traffic.weights_from_virtual_service(virtual_service, destinations)
+            mesh_only = traffic.virtual_service_is_mesh_only(virtual_service)
+        else:
+            weights = {d["name"]: d["weight"] for d in options["destinations"]}
+        result = traffic.check_traffic_split(
+            self._url(options),
+            destinations,
+            weights,
+            requests=options["requests"],
+            confidence=options["confidence"],
+            host_header=options.get("host_header"),
+            timeout=options["timeout"],
+            validate_certs=self.params["validate_certs_http"],
+            caller_in_mesh=options["caller_in_mesh"],
+            mesh_only_route=mesh_only,
+        )
+        result["weights"] = weights
+        return result
+
+    def _versions_seen(self, options):
+        return traffic.check_versions_seen(
+            self._url(options),
+            options["versions"],
+            max_requests=options["max_requests"],
+            timeout_seconds=options["timeout_seconds"],
+            host_header=options.get("host_header"),
+            timeout=options["timeout"],
+            validate_certs=self.params["validate_certs_http"],
+        )

@@ -359,7 +359,7 @@ class Tracer:
             return True
         opts = dict(rule.target_options)
         if target == "REDIRECT":
-            ports = opts.get("to-ports")
+            ports = opts.get("to-ports") or opts.get("to-port")
             if pkt.hook == "output" and not pkt.dnat:
                 pkt.dst = ipaddress.ip_address("::1" if pkt.family == "ipv6" else "127.0.0.1")
                 pkt.out_interface = "lo"
@@ -529,7 +529,9 @@ class Tracer:
     def trace(self, spec):
         pkt = spec if isinstance(spec, Packet) else Packet(spec, self.local_addresses)
         self._branch_count = 1
-        start = _Branch(pkt)
+        self._packet_dict = pkt.to_dict()
+        start = _Branch(pkt.copy())
+        pkt = start.pkt
         if pkt.hook == "output":
             if pkt.out_interface is None and pkt.is_local(pkt.dst):
                 pkt.out_interface = "lo"
@@ -624,7 +626,7 @@ class Tracer:
                     "assumptions": b.assumptions,
                 }
             )
-        result = {"name": pkt.name, "packet": pkt.to_dict(), "family": pkt.family}
+        result = {"name": pkt.name, "packet": self._packet_dict, "family": pkt.family}
         if len(outcomes) == 1:
             only = outcomes[0]
             result.update(

@@ -1,0 +1,385 @@
+"""Judge whether a ruleset captures traffic the way Istio's istio-init means it to.
+
+:func:`audit` (ruleset, expected=None, local_addresses=None) returns a dict with
+
+* ``capture``: what the rules do (``enabled``, ``mode``, ``inbound_port``, ``outbound_port``,
+  ``proxy_uids``, ``proxy_gids``, ``inbound_ports`` (``"*"`` or a list), ``excluded_inbound_ports``,
+  ``outbound_include_cidrs`` (``"*"`` or a list), ``outbound_exclude_cidrs``,
+  ``excluded_outbound_ports``, ``dns_capture``, ``dns_port``), read from the ISTIO_* chains;
+* ``traces``: the standard probes run through the tracer (inbound to an application port, inbound
+  to an excluded port, outbound from the application, outbound from the proxy's uid, loopback,
+  and DNS when it is captured or expected);
+* ``findings``: ``code``, ``severity`` (error | warning | info) and ``message``, from the shape of
+  the rules, from the probes' verdicts and from ``expected``;
+* ``kube_proxy``: :func:`~.kube_proxy.kube_proxy_summary` when the rules are a node's.
+
+The tunnel port 15008 that istio-init always exempts is not listed in ``excluded_inbound_ports``.
+"""
+
+import ipaddress
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
+
+TUNNEL_PORT = 15008
+EXPECTED_KEYS = ("proxy_uid", "proxy_gid", "inbound_port", "outbound_port", "mode", "inbound_ports",
+                 "excluded_inbound_ports", "outbound_include_cidrs", "outbound_exclude_cidrs",
+                 "excluded_outbound_ports", "dns_capture", "dns_port", "app_port", "app_uid", "pod_ip")
+_PLACEHOLDER_POD = {"ipv4": "192.0.2.10", "ipv6": "2001:db8::10"}
+_PLACEHOLDER_PEER = {"ipv4": "192.0.2.200", "ipv6": "2001:db8::200"}
+_PLACEHOLDER_REMOTE = {"ipv4": "198.51.100.10", "ipv6": "2001:db8:1::10"}
+_PLACEHOLDER_DNS = {"ipv4": "198.51.100.53", "ipv6": "2001:db8:1::53"}
+_LOOPBACK = {"ipv4": "127.0.0.1", "ipv6": "::1"}
+
+
+def _reachable(table, start):
+    """Chains reachable by jumps/gotos from the built-in chain ``start`` of ``table``."""
+    seen = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        chain = table.chains.get(name)
+        if chain is None:
+            continue
+        for rule in chain.rules:
+            if rule.target in table.chains:
+                todo.append(rule.target)
+    return seen
+
+
+def _conds(rule, ignore=("comment",)):
+    return [c for c in rule.matches if c.module not in ignore]
+
+
+def _ports_of(rule):
+    """Destination ports named by a rule (--dport or multiport --dports), non-negated, else None."""
+    ports = []
+    for cond in rule.matches:
+        if cond.negated:
+            continue
+        if cond.option in ("dport", "destination-port", "dports", "destination-ports"):
+            for part in cond.value.split(","):
+                ports.append(int(part) if part.isdigit() else part)
+    return ports or None
+
+
+def _only(rule, allowed):
+    """True when every condition of the rule is one of ``allowed`` (module, option) pairs."""
+    for cond in _conds(rule):
+        if (cond.module, cond.option) not in allowed and (cond.module, "*") not in allowed:
+            return False
+    return True
+
+
+_PROTO = {("ip", "protocol")}
+_PORT_CONDS = _PROTO | {("tcp", "dport"), ("udp", "dport"), ("tcp", "destination-port"),
+                        ("udp", "destination-port"), ("multiport", "dports"), ("multiport", "destination-ports")}
+
+
+def summarize_capture(ruleset):
+    nat = ruleset.table("nat")
+    mangle = ruleset.table("mangle")
+    capture = {
+        "enabled": False, "mode": None, "inbound_port": None, "outbound_port": None, "proxy_uids": [],
+        "proxy_gids": [], "inbound_ports": [], "excluded_inbound_ports": [], "outbound_include_cidrs": [],
+        "outbound_exclude_cidrs": [], "excluded_outbound_ports": [], "dns_capture": False, "dns_port": None,
+        "inbound_enabled": False, "outbound_enabled": False, "istio_chains": [],
+    }
+    for table in ruleset.tables.values():
+        for name in table.chains:
+            if name.startswith("ISTIO_"):
+                capture["istio_chains"].append(f"{table.name}/{name}")
+    tproxy_rule = None
+    if mangle is not None:
+        for rule in mangle.chains.get("ISTIO_TPROXY", None).rules if "ISTIO_TPROXY" in mangle.chains else []:
+            if rule.target == "TPROXY":
+                tproxy_rule = rule
+    capture["mode"] = "TPROXY" if tproxy_rule is not None else ("REDIRECT" if capture["istio_chains"] else None)
+    if nat is not None and "ISTIO_IN_REDIRECT" in nat.chains:
+        for rule in nat.chains["ISTIO_IN_REDIRECT"].rules:
+            if rule.target == "REDIRECT" and rule.target_option("to-ports"):
+                capture["inbound_port"] = int(rule.target_option("to-ports").split("-")[0])
+    if tproxy_rule is not None and tproxy_rule.target_option("on-port"):
+        capture["inbound_port"] = int(tproxy_rule.target_option("on-port"))
+    if nat is not None and "ISTIO_REDIRECT" in nat.chains:
+        for rule in nat.chains["ISTIO_REDIRECT"].rules:
+            if rule.target == "REDIRECT" and rule.target_option("to-ports"):
+                capture["outbound_port"] = int(rule.target_option("to-ports").split("-")[0])
+
+    # Inbound: ISTIO_INBOUND of nat (REDIRECT) or mangle (TPROXY).
+    inbound_table = mangle if capture["mode"] == "TPROXY" else nat
+    capture_targets = ("ISTIO_TPROXY",) if capture["mode"] == "TPROXY" else ("ISTIO_IN_REDIRECT",)
+    if inbound_table is not None and "ISTIO_INBOUND" in inbound_table.chains:
+        capture["inbound_enabled"] = "ISTIO_INBOUND" in _reachable(inbound_table, "PREROUTING") - {"PREROUTING"}
+        listed = []
+        wildcard = False
+        for rule in inbound_table.chains["ISTIO_INBOUND"].rules:
+            ports = _ports_of(rule)
+            if rule.target in capture_targets:
+                if ports:
+                    listed.extend(ports)
+                elif _only(rule, _PROTO):
+                    wildcard = True
+            elif rule.target == "RETURN" and ports and not wildcard and _only(rule, _PORT_CONDS):
+                capture["excluded_inbound_ports"].extend(p for p in ports if p != TUNNEL_PORT)
+        capture["inbound_ports"] = "*" if wildcard else listed
+        if not wildcard:
+            capture["excluded_inbound_ports"] = []
+
+    # Outbound: ISTIO_OUTPUT of nat.
+    if nat is not None and "ISTIO_OUTPUT" in nat.chains:
+        capture["outbound_enabled"] = "ISTIO_OUTPUT" in _reachable(nat, "OUTPUT") - {"OUTPUT"}
+        include = []
+        for rule in nat.chains["ISTIO_OUTPUT"].rules:
+            conds = _conds(rule)
+            if rule.target == "RETURN" and conds and all(c.module == "owner" and not c.negated for c in conds):
+                for c in conds:
+                    if c.option == "uid-owner":
+                        capture["proxy_uids"].append(int(c.value) if c.value.isdigit() else c.value)
+                    elif c.option == "gid-owner":
+                        capture["proxy_gids"].append(int(c.value) if c.value.isdigit() else c.value)
+            elif rule.target == "RETURN" and len(conds) == 1 and conds[0].option == "destination" \
+                    and not conds[0].negated:
+                net = ipaddress.ip_network(conds[0].value, strict=False)
+                if not (net.num_addresses == 1 and net.network_address.is_loopback):
+                    capture["outbound_exclude_cidrs"].append(str(net))
+            elif rule.target == "RETURN" and _ports_of(rule) and _only(rule, _PORT_CONDS):
+                for port in _ports_of(rule):
+                    if port not in capture["excluded_outbound_ports"]:
+                        capture["excluded_outbound_ports"].append(port)
+            elif rule.target == "ISTIO_REDIRECT":
+                if not conds:
+                    include = "*"
+                elif include != "*" and len(conds) == 1 and conds[0].option == "destination" and not conds[0].negated:
+                    include.append(str(ipaddress.ip_network(conds[0].value, strict=False)))
+        capture["outbound_include_cidrs"] = include
+        # DNS: a REDIRECT of udp port 53 reachable from nat OUTPUT.
+        for name in _reachable(nat, "OUTPUT"):
+            chain = nat.chains.get(name)
+            for rule in chain.rules if chain else []:
+                if rule.target == "REDIRECT" and 53 in (_ports_of(rule) or []) and any(
+                        c.option == "protocol" and c.value == "udp" for c in rule.matches):
+                    capture["dns_capture"] = True
+                    capture["dns_port"] = int((rule.target_option("to-ports") or rule.target_option("to-port")
+                                               or "53").split("-")[0])
+    capture["enabled"] = capture["inbound_enabled"] or capture["outbound_enabled"]
+    return capture
+
+
+def _dns_servers(ruleset):
+    nat = ruleset.table("nat")
+    servers = []
+    if nat is not None and "ISTIO_OUTPUT_DNS" in nat.chains:
+        for rule in nat.chains["ISTIO_OUTPUT_DNS"].rules:
+            for c in rule.matches:
+                if c.option == "destination" and not c.negated:
+                    servers.append(c.value.split("/")[0])
+    return servers
+
+
+def standard_probes(ruleset, capture, expected, local_addresses):
+    family = ruleset.family
+    version = 6 if family == "ipv6" else 4
+    pod_ip = expected.get("pod_ip")
+    if not pod_ip:
+        for addr in local_addresses or []:
+            ip = ipaddress.ip_address(str(addr).split("/")[0])
+            if ip.version == version and not ip.is_loopback and not ip.is_link_local:
+                pod_ip = str(ip)
+                break
+    pod_ip = pod_ip or _PLACEHOLDER_POD[family]
+    uid = expected.get("proxy_uid") or (capture["proxy_uids"] or [1337])[0]
+    gid = expected.get("proxy_gid") or (capture["proxy_gids"] or [uid])[0]
+    app_uid = expected.get("app_uid", 1000)
+    app_port = expected.get("app_port")
+    if not app_port:
+        if isinstance(capture["inbound_ports"], list) and capture["inbound_ports"]:
+            app_port = capture["inbound_ports"][0]
+        else:
+            app_port = 8080
+    excluded = list(expected.get("excluded_inbound_ports") or []) or capture["excluded_inbound_ports"]
+    remote = _PLACEHOLDER_REMOTE[family]
+    if isinstance(capture["outbound_include_cidrs"], list) and capture["outbound_include_cidrs"]:
+        net = ipaddress.ip_network(capture["outbound_include_cidrs"][0], strict=False)
+        remote = str(net.network_address + 1) if net.num_addresses > 1 else str(net.network_address)
+    remote_port = next(p for p in (80, 8080, 8000, 9080) if p not in capture["excluded_outbound_ports"])
+    probes = [
+        {"name": "inbound_app_port", "hook": "prerouting", "protocol": "tcp", "src": _PLACEHOLDER_PEER[family],
+         "dst": pod_ip, "sport": 40000, "dport": app_port, "in_interface": "eth0"},
+    ]
+    if excluded:
+        probes.append({"name": "inbound_excluded_port", "hook": "prerouting", "protocol": "tcp",
+                       "src": _PLACEHOLDER_PEER[family], "dst": pod_ip, "sport": 40001, "dport": excluded[0],
+                       "in_interface": "eth0"})
+    probes += [
+        {"name": "outbound_app", "hook": "output", "protocol": "tcp", "src": pod_ip, "dst": remote,
+         "sport": 40002, "dport": remote_port, "out_interface": "eth0", "uid": app_uid, "gid": app_uid},
+        {"name": "outbound_proxy", "hook": "output", "protocol": "tcp", "src": pod_ip, "dst": remote,
+         "sport": 40003, "dport": remote_port, "out_interface": "eth0", "uid": uid, "gid": gid},
+        {"name": "loopback", "hook": "output", "protocol": "tcp", "src": _LOOPBACK[family],
+         "dst": _LOOPBACK[family], "sport": 40004, "dport": app_port, "out_interface": "lo",
+         "uid": app_uid, "gid": app_uid},
+    ]
+    if capture["dns_capture"] or expected.get("dns_capture"):
+        server = (_dns_servers(ruleset) or [_PLACEHOLDER_DNS[family]])[0]
+        probes.append({"name": "dns_from_app", "hook": "output", "protocol": "udp", "src": pod_ip, "dst": server,
+                       "sport": 40005, "dport": 53, "out_interface": "eth0", "uid": app_uid, "gid": app_uid})
+    return probes, pod_ip
+
+
+def _finding(findings, code, severity, message):
+    findings.append({"code": code, "severity": severity, "message": message})
+
+
+def _compare_expected(capture, expected, findings):
+    def mismatch(field, want, have, hint):
+        _finding(findings, "EXPECTED_MISMATCH", "error", f"expected {field} {want}, the rules have {have}: {hint}")
+
+    if expected.get("proxy_uid") is not None and expected["proxy_uid"] not in capture["proxy_uids"]:
+        mismatch("proxy_uid", expected["proxy_uid"], capture["proxy_uids"] or "no uid exemption",
+                 "the proxy's own traffic would be captured again")
+    if expected.get("proxy_gid") is not None and expected["proxy_gid"] not in capture["proxy_gids"]:
+        mismatch("proxy_gid", expected["proxy_gid"], capture["proxy_gids"] or "no gid exemption",
+                 "the proxy's own traffic would be captured again")
+    for key in ("inbound_port", "outbound_port", "mode", "dns_port"):
+        if expected.get(key) is not None and expected[key] != capture[key]:
+            mismatch(key, expected[key], capture[key], "the sidecar listens elsewhere than the rules send traffic")
+    if expected.get("dns_capture") is not None and bool(expected["dns_capture"]) != capture["dns_capture"]:
+        mismatch("dns_capture", expected["dns_capture"], capture["dns_capture"],
+                 "DNS queries are handled differently than configured")
+
+    def norm(value):
+        if value == "*" or value is None:
+            return value
+        return sorted(str(v) for v in value)
+
+    for key in ("inbound_ports", "excluded_inbound_ports", "outbound_include_cidrs", "outbound_exclude_cidrs",
+                "excluded_outbound_ports"):
+        if expected.get(key) is None:
+            continue
+        want = expected[key]
+        if key.endswith("cidrs") and want != "*":
+            want = [str(ipaddress.ip_network(c, strict=False)) for c in want]
+        if norm(want) != norm(capture[key]):
+            mismatch(key, want, capture[key], "traffic is captured differently than configured")
+
+
+def audit(ruleset, expected=None, local_addresses=None, reader_warnings=()):
+    expected = {k: v for k, v in (expected or {}).items() if v is not None}
+    capture = summarize_capture(ruleset)
+    findings = []
+    for warning in reader_warnings:
+        if "both iptables-nft and iptables-legacy" in warning:
+            _finding(findings, "BOTH_BACKENDS", "warning", warning)
+    kube = kube_proxy_summary(ruleset)
+    traces = []
+    if not capture["istio_chains"]:
+        _finding(findings, "NO_CAPTURE_RULES", "error" if expected else "info",
+                 f"No Istio capture chains (ISTIO_*) in the {ruleset.family} rules: this is not a sidecar's "
+                 "network namespace, or istio-init (or istio-cni) did not run")
+        return _result(capture, findings, traces, kube, None)
+
+    nat = ruleset.table("nat")
+    inbound_table = ruleset.table("mangle") if capture["mode"] == "TPROXY" else nat
+    if inbound_table is not None and "ISTIO_INBOUND" in inbound_table.chains and not capture["inbound_enabled"]:
+        capturing = any(r.target in ("ISTIO_IN_REDIRECT", "ISTIO_TPROXY")
+                        for r in inbound_table.chains["ISTIO_INBOUND"].rules)
+        if capturing:
+            _finding(findings, "INBOUND_JUMP_MISSING", "error",
+                     f"PREROUTING ({inbound_table.name} table) never jumps to ISTIO_INBOUND: inbound traffic "
+                     "bypasses the sidecar")
+    if nat is not None and "ISTIO_OUTPUT" in nat.chains and not capture["outbound_enabled"]:
+        _finding(findings, "OUTPUT_JUMP_MISSING", "error",
+                 "OUTPUT (nat table) never jumps to ISTIO_OUTPUT: outbound traffic bypasses the sidecar")
+    if capture["outbound_enabled"] and not capture["proxy_uids"] and not capture["proxy_gids"]:
+        _finding(findings, "PROXY_NOT_EXEMPT", "error",
+                 "ISTIO_OUTPUT has no '-m owner --uid-owner <proxy uid> -j RETURN' (nor a gid one): the "
+                 "proxy's own outbound connections are redirected back to the proxy, a loop")
+    if nat is not None and "ISTIO_IN_REDIRECT" in nat.chains and capture["mode"] == "REDIRECT" \
+            and capture["inbound_port"] is None:
+        _finding(findings, "INBOUND_REDIRECT_MISSING", "error",
+                 "ISTIO_IN_REDIRECT holds no REDIRECT rule: captured inbound traffic goes nowhere")
+    if not capture["dns_capture"]:
+        _finding(findings, "DNS_NOT_CAPTURED", "info",
+                 "DNS queries are not redirected to the proxy's DNS port (DNS capture is off)")
+    _compare_expected(capture, expected, findings)
+
+    locals_ = list(local_addresses or [])
+    probes, pod_ip = standard_probes(ruleset, capture, expected, locals_)
+    if pod_ip not in locals_:
+        locals_.append(pod_ip)
+    tracer = Tracer(ruleset, local_addresses=locals_)
+    by_name = {}
+    for probe in probes:
+        trace = tracer.trace(probe)
+        traces.append(trace)
+        by_name[probe["name"]] = trace
+    _judge_probes(capture, by_name, findings)
+    if not any(f["severity"] == "error" for f in findings):
+        _finding(findings, "CAPTURE_OK", "info",
+                 f"Sidecar capture works as istio-init sets it up ({capture['mode']}): inbound to port "
+                 f"{by_name['inbound_app_port']['packet']['dport']} reaches {capture['inbound_port']}, the "
+                 f"application's outbound traffic reaches {capture['outbound_port']}, the proxy's own traffic "
+                 "and loopback traffic are not captured")
+    return _result(capture, findings, traces, kube, pod_ip)
+
+
+def _ends(trace):
+    verdict = trace["verdict"]
+    return verdict["action"], verdict.get("to_ports")
+
+
+def _judge_probes(capture, traces, findings):
+    inbound = traces["inbound_app_port"]
+    action, port = _ends(inbound)
+    if capture["inbound_enabled"] and (action not in ("REDIRECT", "TPROXY") or port != capture["inbound_port"]):
+        _finding(findings, "INBOUND_NOT_CAPTURED", "error",
+                 f"inbound traffic to application port {inbound['packet']['dport']} is not captured: it ends "
+                 f"with {action} instead of reaching the sidecar's inbound port {capture['inbound_port']}")
+    elif not capture["inbound_enabled"] and action in ("REDIRECT", "TPROXY"):
+        pass
+    excluded = traces.get("inbound_excluded_port")
+    if excluded is not None:
+        action, port = _ends(excluded)
+        if action in ("REDIRECT", "TPROXY") and port == capture["inbound_port"]:
+            _finding(findings, "EXCLUDED_PORT_CAPTURED", "error",
+                     f"inbound traffic to excluded port {excluded['packet']['dport']} is captured by the sidecar")
+    out = traces["outbound_app"]
+    action, port = _ends(out)
+    if capture["outbound_enabled"] and capture["outbound_include_cidrs"] and (
+            action != "REDIRECT" or port != capture["outbound_port"]):
+        _finding(findings, "OUTBOUND_NOT_CAPTURED", "error",
+                 f"outbound traffic from the application to {out['packet']['dst']}:{out['packet']['dport']} is "
+                 f"not captured: it ends with {action} instead of reaching port {capture['outbound_port']}")
+    proxy = traces["outbound_proxy"]
+    action, port = _ends(proxy)
+    if action in ("REDIRECT", "TPROXY", "MULTIPLE"):
+        _finding(findings, "PROXY_TRAFFIC_CAPTURED", "error",
+                 f"outbound traffic from the proxy (uid {proxy['packet']['uid']}) is redirected to port {port}: "
+                 "the proxy would loop to itself")
+    loop = traces["loopback"]
+    action, port = _ends(loop)
+    if action in ("REDIRECT", "TPROXY"):
+        _finding(findings, "LOOPBACK_CAPTURED", "warning",
+                 f"loopback traffic from the application to 127.0.0.1:{loop['packet']['dport']} is redirected "
+                 f"to port {port}")
+    dns = traces.get("dns_from_app")
+    if dns is not None and capture["dns_capture"]:
+        action, port = _ends(dns)
+        if action != "REDIRECT" or port != capture["dns_port"]:
+            _finding(findings, "DNS_NOT_CAPTURED", "error",
+                     f"the application's DNS query to {dns['packet']['dst']}:53 is not redirected to "
+                     f"{capture['dns_port']}")
+    for name, trace in traces.items():
+        if trace["unevaluated"]:
+            _finding(findings, "UNEVALUATED_RULES", "info",
+                     f"probe {name}: {len(trace['unevaluated'])} rule(s) could not be evaluated; both outcomes "
+                     "are listed in the trace's branches")
+
+
+def _result(capture, findings, traces, kube, pod_ip):
+    capture = dict(capture)
+    return {"capture": capture, "findings": findings, "traces": traces, "kube_proxy": kube, "probe_pod_ip": pod_ip}

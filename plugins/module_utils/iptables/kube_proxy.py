@@ -1,0 +1,120 @@
+"""Summarise a node's kube-proxy (iptables mode) services from its nat table.
+
+:func:`kube_proxy_summary` (ruleset) returns ``None`` when the nat table has no KUBE-SERVICES
+chain, else a list of services, one per ``namespace/name:port`` (taken from kube-proxy's
+comments), each with ``protocol``, ``cluster_ip``, ``port``, ``node_port``, ``chain`` and
+``endpoints`` (``address``, ``chain``, ``probability``). Endpoint probabilities are the chance a
+new connection picks that endpoint: ``p_i * prod(1 - p_j, j < i)`` over the
+``statistic --mode random`` rules of the KUBE-SVC chain.
+"""
+
+import re
+
+_CLUSTER_IP = re.compile(r"^(?P<name>\S+) cluster IP$")
+
+
+def _value(rule, module, options):
+    for cond in rule.matches:
+        if cond.module == module and cond.option in options and not cond.negated:
+            return cond.value
+    return None
+
+
+def _comment(rule):
+    return _value(rule, "comment", ("comment",))
+
+
+def _svc_chain(nat, chain_name, seen=None):
+    """Follow KUBE-EXT / KUBE-FW / KUBE-XLB chains to the KUBE-SVC chain they hand over to."""
+    seen = seen or set()
+    if chain_name.startswith("KUBE-SVC-") or chain_name in seen:
+        return chain_name
+    seen.add(chain_name)
+    chain = nat.chains.get(chain_name)
+    if chain is None:
+        return None
+    for rule in chain.rules:
+        if rule.target and rule.target.startswith(("KUBE-SVC-", "KUBE-SVL-")):
+            return rule.target
+    for rule in chain.rules:
+        if rule.target and rule.target.startswith(("KUBE-EXT-", "KUBE-FW-", "KUBE-XLB-")):
+            found = _svc_chain(nat, rule.target, seen)
+            if found:
+                return found
+    return None
+
+
+def _endpoints(nat, svc_chain):
+    chain = nat.chains.get(svc_chain)
+    if chain is None:
+        return []
+    remaining = 1.0
+    endpoints = []
+    for rule in chain.rules:
+        if not (rule.target and rule.target.startswith("KUBE-SEP-")):
+            continue
+        stat_mode = _value(rule, "statistic", ("mode",))
+        if stat_mode == "random":
+            p = float(_value(rule, "statistic", ("probability",)) or 1.0)
+        elif stat_mode is None:
+            p = 1.0
+        else:
+            p = None
+        address = None
+        sep = nat.chains.get(rule.target)
+        if sep is not None:
+            for sep_rule in sep.rules:
+                if sep_rule.target == "DNAT":
+                    address = sep_rule.target_option("to-destination")
+                    break
+        if p is None:
+            probability = None
+        else:
+            probability = remaining * p
+            remaining *= 1.0 - p
+        endpoints.append({"address": address, "chain": rule.target,
+                          "probability": None if probability is None else round(probability, 6)})
+        if p == 1.0:
+            break  # later endpoints are unreachable
+    return endpoints
+
+
+def kube_proxy_summary(ruleset):
+    nat = ruleset.table("nat")
+    if nat is None or "KUBE-SERVICES" not in nat.chains:
+        return None
+    services = {}
+
+    def entry(name):
+        return services.setdefault(name, {"name": name, "protocol": None, "cluster_ip": None, "port": None,
+                                          "node_port": None, "chain": None, "endpoints": []})
+
+    for rule in nat.chains["KUBE-SERVICES"].rules:
+        comment = _comment(rule) or ""
+        match = _CLUSTER_IP.match(comment)
+        if not match or not rule.target:
+            continue
+        svc = entry(match.group("name"))
+        svc["protocol"] = _value(rule, "ip", ("protocol",))
+        dst = _value(rule, "ip", ("destination",))
+        svc["cluster_ip"] = dst.split("/")[0] if dst else None
+        port = _value(rule, svc["protocol"] or "tcp", ("dport", "destination-port"))
+        svc["port"] = int(port) if port and port.isdigit() else port
+        svc["chain"] = _svc_chain(nat, rule.target)
+    nodeports = nat.chains.get("KUBE-NODEPORTS")
+    if nodeports is not None:
+        for rule in nodeports.rules:
+            comment = _comment(rule)
+            if not comment or not rule.target:
+                continue
+            name = comment.split(" ")[0]
+            svc = entry(name)
+            proto = _value(rule, "ip", ("protocol",))
+            svc["protocol"] = svc["protocol"] or proto
+            port = _value(rule, proto or "tcp", ("dport", "destination-port"))
+            svc["node_port"] = int(port) if port and port.isdigit() else port
+            svc["chain"] = svc["chain"] or _svc_chain(nat, rule.target)
+    for svc in services.values():
+        if svc["chain"]:
+            svc["endpoints"] = _endpoints(nat, svc["chain"])
+    return sorted(services.values(), key=lambda s: s["name"])

@@ -67,11 +67,11 @@ class CaptureOptions:
     outbound_capture_port: int = 15001  # -p
     inbound_ports: str | list[int] = "*"  # -b
     exclude_inbound_ports: list[int] = field(default_factory=lambda: [15090, 15021, 15020])  # -d
-    include_outbound_cidrs: str | list[str] = "*"  # -i
-    exclude_outbound_cidrs: list[str] = field(default_factory=list)  # -x
+    outbound_include_cidrs: str | list[str] = "*"  # -i
+    outbound_exclude_cidrs: list[str] = field(default_factory=list)  # -x
     exclude_outbound_ports: list[int] = field(default_factory=list)  # -o
-    include_outbound_ports: list[int] = field(default_factory=list)  # -q
     dns_capture: bool = False  # ISTIO_META_DNS_CAPTURE=true
+    dns_servers: list[str] = field(default_factory=list)  # DNS servers whose port 53 is captured
     backend: str = "nft"
     broken: str | None = None
 

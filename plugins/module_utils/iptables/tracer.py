@@ -253,6 +253,14 @@ class Tracer:
         self._walk_from(branch, chain, 0, depth, results)
 
     def _walk_from(self, branch, chain, start, depth, results):
+        # The branch where a split rule matched is explored first, the "did not match" branch
+        # after it, so branches come out in rule order (endpoint 1, 2, 3 of a service).
+        deferred = []
+        self._walk_rules(branch, chain, start, depth, results, deferred)
+        for other, position in deferred:
+            self._walk_from(other, chain, position, depth, results)
+
+    def _walk_rules(self, branch, chain, start, depth, results, deferred):
         rules = chain.rules
         pkt = branch.pkt
         for position in self._candidates(chain, pkt, start):
@@ -279,7 +287,7 @@ class Tracer:
                     }
                 )
                 other.unevaluated.append(rule.text)
-                self._walk_from(other, chain, position + 1, depth, results)
+                deferred.append((other, position + 1))
                 branch.assumptions.append(
                     {
                         "rule": rule.text,
@@ -296,7 +304,7 @@ class Tracer:
                 if probability > 0.0:
                     other = self._fork(branch)
                     other.probability *= 1.0 - probability
-                    self._walk_from(other, chain, position + 1, depth, results)
+                    deferred.append((other, position + 1))
                     branch.probability *= probability
                 else:
                     continue
@@ -644,15 +652,17 @@ class Tracer:
             else:
                 break
         verdicts = {(o["verdict"]["action"], o["verdict"].get("to_destination")) for o in outcomes}
+        actions = sorted({o["verdict"]["action"] for o in outcomes})
+        destinations = [o["verdict"].get("to_destination") for o in outcomes]
         if len(verdicts) == 1:
             verdict = dict(outcomes[0]["verdict"])
+        elif len(actions) == 1:
+            # Same action, different targets (a load-balanced service): the branches tell which.
+            verdict = {"action": actions[0], "to_ports": None, "to_destination": None, "actions": actions,
+                       "to_destinations": destinations, "delivered": outcomes[0]["verdict"]["delivered"]}
         else:
-            verdict = {
-                "action": "MULTIPLE",
-                "to_ports": None,
-                "to_destination": None,
-                "actions": sorted({o["verdict"]["action"] for o in outcomes}),
-            }
+            verdict = {"action": "MULTIPLE", "to_ports": None, "to_destination": None, "actions": actions,
+                       "to_destinations": destinations}
         unevaluated = []
         for o in outcomes:
             for text in o["unevaluated"]:

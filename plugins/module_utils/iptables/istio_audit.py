@@ -22,9 +22,23 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
 
 TUNNEL_PORT = 15008
-EXPECTED_KEYS = ("proxy_uid", "proxy_gid", "inbound_port", "outbound_port", "mode", "inbound_ports",
-                 "excluded_inbound_ports", "outbound_include_cidrs", "outbound_exclude_cidrs",
-                 "excluded_outbound_ports", "dns_capture", "dns_port", "app_port", "app_uid", "pod_ip")
+EXPECTED_KEYS = (
+    "proxy_uid",
+    "proxy_gid",
+    "inbound_port",
+    "outbound_port",
+    "mode",
+    "inbound_ports",
+    "excluded_inbound_ports",
+    "outbound_include_cidrs",
+    "outbound_exclude_cidrs",
+    "excluded_outbound_ports",
+    "dns_capture",
+    "dns_port",
+    "app_port",
+    "app_uid",
+    "pod_ip",
+)
 _PLACEHOLDER_POD = {"ipv4": "192.0.2.10", "ipv6": "2001:db8::10"}
 _PLACEHOLDER_PEER = {"ipv4": "192.0.2.200", "ipv6": "2001:db8::200"}
 _PLACEHOLDER_REMOTE = {"ipv4": "198.51.100.10", "ipv6": "2001:db8:1::10"}
@@ -75,18 +89,36 @@ def _only(rule, allowed):
 
 
 _PROTO = {("ip", "protocol")}
-_PORT_CONDS = _PROTO | {("tcp", "dport"), ("udp", "dport"), ("tcp", "destination-port"),
-                        ("udp", "destination-port"), ("multiport", "dports"), ("multiport", "destination-ports")}
+_PORT_CONDS = _PROTO | {
+    ("tcp", "dport"),
+    ("udp", "dport"),
+    ("tcp", "destination-port"),
+    ("udp", "destination-port"),
+    ("multiport", "dports"),
+    ("multiport", "destination-ports"),
+}
 
 
 def summarize_capture(ruleset):
     nat = ruleset.table("nat")
     mangle = ruleset.table("mangle")
     capture = {
-        "enabled": False, "mode": None, "inbound_port": None, "outbound_port": None, "proxy_uids": [],
-        "proxy_gids": [], "inbound_ports": [], "excluded_inbound_ports": [], "outbound_include_cidrs": [],
-        "outbound_exclude_cidrs": [], "excluded_outbound_ports": [], "dns_capture": False, "dns_port": None,
-        "inbound_enabled": False, "outbound_enabled": False, "istio_chains": [],
+        "enabled": False,
+        "mode": None,
+        "inbound_port": None,
+        "outbound_port": None,
+        "proxy_uids": [],
+        "proxy_gids": [],
+        "inbound_ports": [],
+        "excluded_inbound_ports": [],
+        "outbound_include_cidrs": [],
+        "outbound_exclude_cidrs": [],
+        "excluded_outbound_ports": [],
+        "dns_capture": False,
+        "dns_port": None,
+        "inbound_enabled": False,
+        "outbound_enabled": False,
+        "istio_chains": [],
     }
     for table in ruleset.tables.values():
         for name in table.chains:
@@ -141,8 +173,12 @@ def summarize_capture(ruleset):
                         capture["proxy_uids"].append(int(c.value) if c.value.isdigit() else c.value)
                     elif c.option == "gid-owner":
                         capture["proxy_gids"].append(int(c.value) if c.value.isdigit() else c.value)
-            elif rule.target == "RETURN" and len(conds) == 1 and conds[0].option == "destination" \
-                    and not conds[0].negated:
+            elif (
+                rule.target == "RETURN"
+                and len(conds) == 1
+                and conds[0].option == "destination"
+                and not conds[0].negated
+            ):
                 net = ipaddress.ip_network(conds[0].value, strict=False)
                 if not (net.num_addresses == 1 and net.network_address.is_loopback):
                     capture["outbound_exclude_cidrs"].append(str(net))
@@ -160,11 +196,15 @@ def summarize_capture(ruleset):
         for name in _reachable(nat, "OUTPUT"):
             chain = nat.chains.get(name)
             for rule in chain.rules if chain else []:
-                if rule.target == "REDIRECT" and 53 in (_ports_of(rule) or []) and any(
-                        c.option == "protocol" and c.value == "udp" for c in rule.matches):
+                if (
+                    rule.target == "REDIRECT"
+                    and 53 in (_ports_of(rule) or [])
+                    and any(c.option == "protocol" and c.value == "udp" for c in rule.matches)
+                ):
                     capture["dns_capture"] = True
-                    capture["dns_port"] = int((rule.target_option("to-ports") or rule.target_option("to-port")
-                                               or "53").split("-")[0])
+                    capture["dns_port"] = int(
+                        (rule.target_option("to-ports") or rule.target_option("to-port") or "53").split("-")[0]
+                    )
     capture["enabled"] = capture["inbound_enabled"] or capture["outbound_enabled"]
     return capture
 
@@ -207,26 +247,84 @@ def standard_probes(ruleset, capture, expected, local_addresses):
         remote = str(net.network_address + 1) if net.num_addresses > 1 else str(net.network_address)
     remote_port = next(p for p in (80, 8080, 8000, 9080) if p not in capture["excluded_outbound_ports"])
     probes = [
-        {"name": "inbound_app_port", "hook": "prerouting", "protocol": "tcp", "src": _PLACEHOLDER_PEER[family],
-         "dst": pod_ip, "sport": 40000, "dport": app_port, "in_interface": "eth0"},
+        {
+            "name": "inbound_app_port",
+            "hook": "prerouting",
+            "protocol": "tcp",
+            "src": _PLACEHOLDER_PEER[family],
+            "dst": pod_ip,
+            "sport": 40000,
+            "dport": app_port,
+            "in_interface": "eth0",
+        },
     ]
     if excluded:
-        probes.append({"name": "inbound_excluded_port", "hook": "prerouting", "protocol": "tcp",
-                       "src": _PLACEHOLDER_PEER[family], "dst": pod_ip, "sport": 40001, "dport": excluded[0],
-                       "in_interface": "eth0"})
+        probes.append(
+            {
+                "name": "inbound_excluded_port",
+                "hook": "prerouting",
+                "protocol": "tcp",
+                "src": _PLACEHOLDER_PEER[family],
+                "dst": pod_ip,
+                "sport": 40001,
+                "dport": excluded[0],
+                "in_interface": "eth0",
+            }
+        )
     probes += [
-        {"name": "outbound_app", "hook": "output", "protocol": "tcp", "src": pod_ip, "dst": remote,
-         "sport": 40002, "dport": remote_port, "out_interface": "eth0", "uid": app_uid, "gid": app_uid},
-        {"name": "outbound_proxy", "hook": "output", "protocol": "tcp", "src": pod_ip, "dst": remote,
-         "sport": 40003, "dport": remote_port, "out_interface": "eth0", "uid": uid, "gid": gid},
-        {"name": "loopback", "hook": "output", "protocol": "tcp", "src": _LOOPBACK[family],
-         "dst": _LOOPBACK[family], "sport": 40004, "dport": app_port, "out_interface": "lo",
-         "uid": app_uid, "gid": app_uid},
+        {
+            "name": "outbound_app",
+            "hook": "output",
+            "protocol": "tcp",
+            "src": pod_ip,
+            "dst": remote,
+            "sport": 40002,
+            "dport": remote_port,
+            "out_interface": "eth0",
+            "uid": app_uid,
+            "gid": app_uid,
+        },
+        {
+            "name": "outbound_proxy",
+            "hook": "output",
+            "protocol": "tcp",
+            "src": pod_ip,
+            "dst": remote,
+            "sport": 40003,
+            "dport": remote_port,
+            "out_interface": "eth0",
+            "uid": uid,
+            "gid": gid,
+        },
+        {
+            "name": "loopback",
+            "hook": "output",
+            "protocol": "tcp",
+            "src": _LOOPBACK[family],
+            "dst": _LOOPBACK[family],
+            "sport": 40004,
+            "dport": app_port,
+            "out_interface": "lo",
+            "uid": app_uid,
+            "gid": app_uid,
+        },
     ]
     if capture["dns_capture"] or expected.get("dns_capture"):
         server = (_dns_servers(ruleset) or [_PLACEHOLDER_DNS[family]])[0]
-        probes.append({"name": "dns_from_app", "hook": "output", "protocol": "udp", "src": pod_ip, "dst": server,
-                       "sport": 40005, "dport": 53, "out_interface": "eth0", "uid": app_uid, "gid": app_uid})
+        probes.append(
+            {
+                "name": "dns_from_app",
+                "hook": "output",
+                "protocol": "udp",
+                "src": pod_ip,
+                "dst": server,
+                "sport": 40005,
+                "dport": 53,
+                "out_interface": "eth0",
+                "uid": app_uid,
+                "gid": app_uid,
+            }
+        )
     return probes, pod_ip
 
 
@@ -239,25 +337,42 @@ def _compare_expected(capture, expected, findings):
         _finding(findings, "EXPECTED_MISMATCH", "error", f"expected {field} {want}, the rules have {have}: {hint}")
 
     if expected.get("proxy_uid") is not None and expected["proxy_uid"] not in capture["proxy_uids"]:
-        mismatch("proxy_uid", expected["proxy_uid"], capture["proxy_uids"] or "no uid exemption",
-                 "the proxy's own traffic would be captured again")
+        mismatch(
+            "proxy_uid",
+            expected["proxy_uid"],
+            capture["proxy_uids"] or "no uid exemption",
+            "the proxy's own traffic would be captured again",
+        )
     if expected.get("proxy_gid") is not None and expected["proxy_gid"] not in capture["proxy_gids"]:
-        mismatch("proxy_gid", expected["proxy_gid"], capture["proxy_gids"] or "no gid exemption",
-                 "the proxy's own traffic would be captured again")
+        mismatch(
+            "proxy_gid",
+            expected["proxy_gid"],
+            capture["proxy_gids"] or "no gid exemption",
+            "the proxy's own traffic would be captured again",
+        )
     for key in ("inbound_port", "outbound_port", "mode", "dns_port"):
         if expected.get(key) is not None and expected[key] != capture[key]:
             mismatch(key, expected[key], capture[key], "the sidecar listens elsewhere than the rules send traffic")
     if expected.get("dns_capture") is not None and bool(expected["dns_capture"]) != capture["dns_capture"]:
-        mismatch("dns_capture", expected["dns_capture"], capture["dns_capture"],
-                 "DNS queries are handled differently than configured")
+        mismatch(
+            "dns_capture",
+            expected["dns_capture"],
+            capture["dns_capture"],
+            "DNS queries are handled differently than configured",
+        )
 
     def norm(value):
         if value == "*" or value is None:
             return value
         return sorted(str(v) for v in value)
 
-    for key in ("inbound_ports", "excluded_inbound_ports", "outbound_include_cidrs", "outbound_exclude_cidrs",
-                "excluded_outbound_ports"):
+    for key in (
+        "inbound_ports",
+        "excluded_inbound_ports",
+        "outbound_include_cidrs",
+        "outbound_exclude_cidrs",
+        "excluded_outbound_ports",
+    ):
         if expected.get(key) is None:
             continue
         want = expected[key]
@@ -277,34 +392,63 @@ def audit(ruleset, expected=None, local_addresses=None, reader_warnings=()):
     kube = kube_proxy_summary(ruleset)
     traces = []
     if not capture["istio_chains"]:
-        _finding(findings, "NO_CAPTURE_RULES", "error" if expected else "info",
-                 f"No Istio capture chains (ISTIO_*) in the {ruleset.family} rules: this is not a sidecar's "
-                 "network namespace, or istio-init (or istio-cni) did not run")
+        _finding(
+            findings,
+            "NO_CAPTURE_RULES",
+            "error" if expected else "info",
+            f"No Istio capture chains (ISTIO_*) in the {ruleset.family} rules: this is not a sidecar's "
+            "network namespace, or istio-init (or istio-cni) did not run",
+        )
         return _result(capture, findings, traces, kube, None)
 
     nat = ruleset.table("nat")
     inbound_table = ruleset.table("mangle") if capture["mode"] == "TPROXY" else nat
     if inbound_table is not None and "ISTIO_INBOUND" in inbound_table.chains and not capture["inbound_enabled"]:
-        capturing = any(r.target in ("ISTIO_IN_REDIRECT", "ISTIO_TPROXY")
-                        for r in inbound_table.chains["ISTIO_INBOUND"].rules)
+        capturing = any(
+            r.target in ("ISTIO_IN_REDIRECT", "ISTIO_TPROXY") for r in inbound_table.chains["ISTIO_INBOUND"].rules
+        )
         if capturing:
-            _finding(findings, "INBOUND_JUMP_MISSING", "error",
-                     f"PREROUTING ({inbound_table.name} table) never jumps to ISTIO_INBOUND: inbound traffic "
-                     "bypasses the sidecar")
+            _finding(
+                findings,
+                "INBOUND_JUMP_MISSING",
+                "error",
+                f"PREROUTING ({inbound_table.name} table) never jumps to ISTIO_INBOUND: inbound traffic "
+                "bypasses the sidecar",
+            )
     if nat is not None and "ISTIO_OUTPUT" in nat.chains and not capture["outbound_enabled"]:
-        _finding(findings, "OUTPUT_JUMP_MISSING", "error",
-                 "OUTPUT (nat table) never jumps to ISTIO_OUTPUT: outbound traffic bypasses the sidecar")
+        _finding(
+            findings,
+            "OUTPUT_JUMP_MISSING",
+            "error",
+            "OUTPUT (nat table) never jumps to ISTIO_OUTPUT: outbound traffic bypasses the sidecar",
+        )
     if capture["outbound_enabled"] and not capture["proxy_uids"] and not capture["proxy_gids"]:
-        _finding(findings, "PROXY_NOT_EXEMPT", "error",
-                 "ISTIO_OUTPUT has no '-m owner --uid-owner <proxy uid> -j RETURN' (nor a gid one): the "
-                 "proxy's own outbound connections are redirected back to the proxy, a loop")
-    if nat is not None and "ISTIO_IN_REDIRECT" in nat.chains and capture["mode"] == "REDIRECT" \
-            and capture["inbound_port"] is None:
-        _finding(findings, "INBOUND_REDIRECT_MISSING", "error",
-                 "ISTIO_IN_REDIRECT holds no REDIRECT rule: captured inbound traffic goes nowhere")
+        _finding(
+            findings,
+            "PROXY_NOT_EXEMPT",
+            "error",
+            "ISTIO_OUTPUT has no '-m owner --uid-owner <proxy uid> -j RETURN' (nor a gid one): the "
+            "proxy's own outbound connections are redirected back to the proxy, a loop",
+        )
+    if (
+        nat is not None
+        and "ISTIO_IN_REDIRECT" in nat.chains
+        and capture["mode"] == "REDIRECT"
+        and capture["inbound_port"] is None
+    ):
+        _finding(
+            findings,
+            "INBOUND_REDIRECT_MISSING",
+            "error",
+            "ISTIO_IN_REDIRECT holds no REDIRECT rule: captured inbound traffic goes nowhere",
+        )
     if not capture["dns_capture"]:
-        _finding(findings, "DNS_NOT_CAPTURED", "info",
-                 "DNS queries are not redirected to the proxy's DNS port (DNS capture is off)")
+        _finding(
+            findings,
+            "DNS_NOT_CAPTURED",
+            "info",
+            "DNS queries are not redirected to the proxy's DNS port (DNS capture is off)",
+        )
     _compare_expected(capture, expected, findings)
 
     locals_ = list(local_addresses or [])
@@ -319,11 +463,15 @@ def audit(ruleset, expected=None, local_addresses=None, reader_warnings=()):
         by_name[probe["name"]] = trace
     _judge_probes(capture, by_name, findings)
     if not any(f["severity"] == "error" for f in findings):
-        _finding(findings, "CAPTURE_OK", "info",
-                 f"Sidecar capture works as istio-init sets it up ({capture['mode']}): inbound to port "
-                 f"{by_name['inbound_app_port']['packet']['dport']} reaches {capture['inbound_port']}, the "
-                 f"application's outbound traffic reaches {capture['outbound_port']}, the proxy's own traffic "
-                 "and loopback traffic are not captured")
+        _finding(
+            findings,
+            "CAPTURE_OK",
+            "info",
+            f"Sidecar capture works as istio-init sets it up ({capture['mode']}): inbound to port "
+            f"{by_name['inbound_app_port']['packet']['dport']} reaches {capture['inbound_port']}, the "
+            f"application's outbound traffic reaches {capture['outbound_port']}, the proxy's own traffic "
+            "and loopback traffic are not captured",
+        )
     return _result(capture, findings, traces, kube, pod_ip)
 
 
@@ -336,48 +484,78 @@ def _judge_probes(capture, traces, findings):
     inbound = traces["inbound_app_port"]
     action, port = _ends(inbound)
     if capture["inbound_enabled"] and (action not in ("REDIRECT", "TPROXY") or port != capture["inbound_port"]):
-        _finding(findings, "INBOUND_NOT_CAPTURED", "error",
-                 f"inbound traffic to application port {inbound['packet']['dport']} is not captured: it ends "
-                 f"with {action} instead of reaching the sidecar's inbound port {capture['inbound_port']}")
+        _finding(
+            findings,
+            "INBOUND_NOT_CAPTURED",
+            "error",
+            f"inbound traffic to application port {inbound['packet']['dport']} is not captured: it ends "
+            f"with {action} instead of reaching the sidecar's inbound port {capture['inbound_port']}",
+        )
     elif not capture["inbound_enabled"] and action in ("REDIRECT", "TPROXY"):
         pass
     excluded = traces.get("inbound_excluded_port")
     if excluded is not None:
         action, port = _ends(excluded)
         if action in ("REDIRECT", "TPROXY") and port == capture["inbound_port"]:
-            _finding(findings, "EXCLUDED_PORT_CAPTURED", "error",
-                     f"inbound traffic to excluded port {excluded['packet']['dport']} is captured by the sidecar")
+            _finding(
+                findings,
+                "EXCLUDED_PORT_CAPTURED",
+                "error",
+                f"inbound traffic to excluded port {excluded['packet']['dport']} is captured by the sidecar",
+            )
     out = traces["outbound_app"]
     action, port = _ends(out)
-    if capture["outbound_enabled"] and capture["outbound_include_cidrs"] and (
-            action != "REDIRECT" or port != capture["outbound_port"]):
-        _finding(findings, "OUTBOUND_NOT_CAPTURED", "error",
-                 f"outbound traffic from the application to {out['packet']['dst']}:{out['packet']['dport']} is "
-                 f"not captured: it ends with {action} instead of reaching port {capture['outbound_port']}")
+    if (
+        capture["outbound_enabled"]
+        and capture["outbound_include_cidrs"]
+        and (action != "REDIRECT" or port != capture["outbound_port"])
+    ):
+        _finding(
+            findings,
+            "OUTBOUND_NOT_CAPTURED",
+            "error",
+            f"outbound traffic from the application to {out['packet']['dst']}:{out['packet']['dport']} is "
+            f"not captured: it ends with {action} instead of reaching port {capture['outbound_port']}",
+        )
     proxy = traces["outbound_proxy"]
     action, port = _ends(proxy)
     if action in ("REDIRECT", "TPROXY", "MULTIPLE"):
-        _finding(findings, "PROXY_TRAFFIC_CAPTURED", "error",
-                 f"outbound traffic from the proxy (uid {proxy['packet']['uid']}) is redirected to port {port}: "
-                 "the proxy would loop to itself")
+        _finding(
+            findings,
+            "PROXY_TRAFFIC_CAPTURED",
+            "error",
+            f"outbound traffic from the proxy (uid {proxy['packet']['uid']}) is redirected to port {port}: "
+            "the proxy would loop to itself",
+        )
     loop = traces["loopback"]
     action, port = _ends(loop)
     if action in ("REDIRECT", "TPROXY"):
-        _finding(findings, "LOOPBACK_CAPTURED", "warning",
-                 f"loopback traffic from the application to 127.0.0.1:{loop['packet']['dport']} is redirected "
-                 f"to port {port}")
+        _finding(
+            findings,
+            "LOOPBACK_CAPTURED",
+            "warning",
+            f"loopback traffic from the application to 127.0.0.1:{loop['packet']['dport']} is redirected "
+            f"to port {port}",
+        )
     dns = traces.get("dns_from_app")
     if dns is not None and capture["dns_capture"]:
         action, port = _ends(dns)
         if action != "REDIRECT" or port != capture["dns_port"]:
-            _finding(findings, "DNS_NOT_CAPTURED", "error",
-                     f"the application's DNS query to {dns['packet']['dst']}:53 is not redirected to "
-                     f"{capture['dns_port']}")
+            _finding(
+                findings,
+                "DNS_NOT_CAPTURED",
+                "error",
+                f"the application's DNS query to {dns['packet']['dst']}:53 is not redirected to {capture['dns_port']}",
+            )
     for name, trace in traces.items():
         if trace["unevaluated"]:
-            _finding(findings, "UNEVALUATED_RULES", "info",
-                     f"probe {name}: {len(trace['unevaluated'])} rule(s) could not be evaluated; both outcomes "
-                     "are listed in the trace's branches")
+            _finding(
+                findings,
+                "UNEVALUATED_RULES",
+                "info",
+                f"probe {name}: {len(trace['unevaluated'])} rule(s) could not be evaluated; both outcomes "
+                "are listed in the trace's branches",
+            )
 
 
 def _result(capture, findings, traces, kube, pod_ip):

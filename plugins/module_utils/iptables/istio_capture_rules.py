@@ -79,9 +79,11 @@ class _Tables:
 
     def text(self, order=("raw", "mangle", "nat")):
         out = []
-        builtin = {"raw": ("PREROUTING", "OUTPUT"),
-                   "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
-                   "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
+        builtin = {
+            "raw": ("PREROUTING", "OUTPUT"),
+            "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+            "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+        }
         for table in order:
             if table not in self.rules and table not in self.chains:
                 continue
@@ -129,8 +131,12 @@ def istio_capture_rules(options=None, **kwargs):
             t.new("mangle", chain)
         t.add("mangle", "ISTIO_DIVERT", f"-j MARK --set-mark {o.proxy_uid or 1337}")
         t.add("mangle", "ISTIO_DIVERT", "-j ACCEPT")
-        t.add("mangle", "ISTIO_TPROXY", f"! -d {lo_dst} -p tcp -j TPROXY --tproxy-mark "
-              f"{o.proxy_uid or 1337}/0xffffffff --on-port {o.inbound_capture_port}")
+        t.add(
+            "mangle",
+            "ISTIO_TPROXY",
+            f"! -d {lo_dst} -p tcp -j TPROXY --tproxy-mark "
+            f"{o.proxy_uid or 1337}/0xffffffff --on-port {o.inbound_capture_port}",
+        )
         mark = o.proxy_uid or 1337
         t.add("mangle", "ISTIO_INBOUND", f"-p tcp -m mark --mark {mark} -j RETURN")
         t.add("mangle", "ISTIO_INBOUND", f"-p tcp -s {inbound_passthrough_src} -i lo -j RETURN")
@@ -149,8 +155,11 @@ def istio_capture_rules(options=None, **kwargs):
     else:
         for port in o.inbound_ports or []:
             if tproxy:
-                t.add("mangle", "ISTIO_INBOUND",
-                      f"-p tcp --dport {port} -m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT")
+                t.add(
+                    "mangle",
+                    "ISTIO_INBOUND",
+                    f"-p tcp --dport {port} -m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT",
+                )
                 t.add("mangle", "ISTIO_INBOUND", f"-p tcp --dport {port} -j ISTIO_TPROXY")
             else:
                 t.add("nat", "ISTIO_INBOUND", f"-p tcp --dport {port} -j ISTIO_IN_REDIRECT")
@@ -159,8 +168,11 @@ def istio_capture_rules(options=None, **kwargs):
         t.add("mangle", "PREROUTING", f"-p tcp -m mark --mark {mark} -j CONNMARK --save-mark")
         t.add("mangle", "OUTPUT", f"-p tcp -o lo -m mark --mark {mark} -j RETURN")
         for kind, ident in owners:
-            t.add("mangle", "OUTPUT", f"! -d {lo_dst} -p tcp -o lo -m owner --{kind}-owner {ident} "
-                  f"-j MARK --set-mark {mark + 1}")
+            t.add(
+                "mangle",
+                "OUTPUT",
+                f"! -d {lo_dst} -p tcp -o lo -m owner --{kind}-owner {ident} -j MARK --set-mark {mark + 1}",
+            )
         t.add("mangle", "OUTPUT", f"-p tcp -m connmark --mark {mark} -j CONNMARK --restore-mark")
 
     # Outbound.
@@ -173,11 +185,19 @@ def istio_capture_rules(options=None, **kwargs):
     t.add("nat", "ISTIO_OUTPUT", f"-o lo -s {inbound_passthrough_src} -j RETURN")
     for kind, ident in owners:
         if kind == "uid" and o.dns_capture:
-            t.add("nat", "ISTIO_OUTPUT", f"-o lo ! -d {lo_dst} -p tcp -m multiport ! --dports 53,{o.tunnel_port} "
-                  f"-m owner --uid-owner {ident} -j ISTIO_IN_REDIRECT")
+            t.add(
+                "nat",
+                "ISTIO_OUTPUT",
+                f"-o lo ! -d {lo_dst} -p tcp -m multiport ! --dports 53,{o.tunnel_port} "
+                f"-m owner --uid-owner {ident} -j ISTIO_IN_REDIRECT",
+            )
         else:
-            t.add("nat", "ISTIO_OUTPUT", f"-o lo ! -d {lo_dst} -p tcp ! --dport {o.tunnel_port} "
-                  f"-m owner --{kind}-owner {ident} -j ISTIO_IN_REDIRECT")
+            t.add(
+                "nat",
+                "ISTIO_OUTPUT",
+                f"-o lo ! -d {lo_dst} -p tcp ! --dport {o.tunnel_port} "
+                f"-m owner --{kind}-owner {ident} -j ISTIO_IN_REDIRECT",
+            )
         if o.dns_capture:
             t.add("nat", "ISTIO_OUTPUT", f"-o lo -p tcp ! --dport 53 -m owner ! --{kind}-owner {ident} -j RETURN")
         else:
@@ -201,8 +221,9 @@ def istio_capture_rules(options=None, **kwargs):
         t.add("raw", "OUTPUT", "-j ISTIO_OUTPUT_DNS")
         for kind, ident in owners:
             t.add("raw", "ISTIO_OUTPUT_DNS", f"-p udp --dport 53 -m owner --{kind}-owner {ident} -j CT --zone 1")
-            t.add("raw", "ISTIO_OUTPUT_DNS", f"-p udp --sport {o.dns_port} -m owner --{kind}-owner {ident} "
-                  "-j CT --zone 2")
+            t.add(
+                "raw", "ISTIO_OUTPUT_DNS", f"-p udp --sport {o.dns_port} -m owner --{kind}-owner {ident} -j CT --zone 2"
+            )
         t.add("raw", "PREROUTING", "-j ISTIO_INBOUND")
         for server in servers:
             if server:

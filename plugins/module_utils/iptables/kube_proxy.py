@@ -72,8 +72,13 @@ def _endpoints(nat, svc_chain):
         else:
             probability = remaining * p
             remaining *= 1.0 - p
-        endpoints.append({"address": address, "chain": rule.target,
-                          "probability": None if probability is None else round(probability, 6)})
+        endpoints.append(
+            {
+                "address": address,
+                "chain": rule.target,
+                "probability": None if probability is None else round(probability, 6),
+            }
+        )
         if p == 1.0:
             break  # later endpoints are unreachable
     return endpoints
@@ -86,8 +91,18 @@ def kube_proxy_summary(ruleset):
     services = {}
 
     def entry(name):
-        return services.setdefault(name, {"name": name, "protocol": None, "cluster_ip": None, "port": None,
-                                          "node_port": None, "chain": None, "endpoints": []})
+        return services.setdefault(
+            name,
+            {
+                "name": name,
+                "protocol": None,
+                "cluster_ip": None,
+                "port": None,
+                "node_port": None,
+                "chain": None,
+                "endpoints": [],
+            },
+        )
 
     for rule in nat.chains["KUBE-SERVICES"].rules:
         comment = _comment(rule) or ""

@@ -65,18 +65,26 @@ def kube_proxy_rules(services, cluster_cidr="10.244.0.0/16", masquerade_mark="0x
         host_len = 128 if cip.version == 6 else 32
         svc_chain = chain_name("KUBE-SVC-", name, proto)
         chains.append(svc_chain)
-        services_rules.append(f'-A KUBE-SERVICES -d {cip}/{host_len} -p {proto} -m comment --comment '
-                              f'"{name} cluster IP" -m {proto} --dport {svc["port"]} -j {svc_chain}')
+        services_rules.append(
+            f"-A KUBE-SERVICES -d {cip}/{host_len} -p {proto} -m comment --comment "
+            f'"{name} cluster IP" -m {proto} --dport {svc["port"]} -j {svc_chain}'
+        )
         if svc.get("node_port"):
             ext_chain = chain_name("KUBE-EXT-", name, proto)
             chains.append(ext_chain)
-            nodeport_rules.append(f'-A KUBE-NODEPORTS -p {proto} -m comment --comment "{name}" -m {proto} '
-                                  f'--dport {svc["node_port"]} -j {ext_chain}')
-            svc_rules.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
-                             f'destinations" -j KUBE-MARK-MASQ')
+            nodeport_rules.append(
+                f'-A KUBE-NODEPORTS -p {proto} -m comment --comment "{name}" -m {proto} '
+                f"--dport {svc['node_port']} -j {ext_chain}"
+            )
+            svc_rules.append(
+                f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
+                f'destinations" -j KUBE-MARK-MASQ'
+            )
             svc_rules.append(f"-A {ext_chain} -j {svc_chain}")
-        svc_rules.append(f'-A {svc_chain} ! -s {cluster_cidr} -d {cip}/{host_len} -p {proto} -m comment '
-                         f'--comment "{name} cluster IP" -m {proto} --dport {svc["port"]} -j KUBE-MARK-MASQ')
+        svc_rules.append(
+            f"-A {svc_chain} ! -s {cluster_cidr} -d {cip}/{host_len} -p {proto} -m comment "
+            f'--comment "{name} cluster IP" -m {proto} --dport {svc["port"]} -j KUBE-MARK-MASQ'
+        )
         endpoints = list(svc["endpoints"])
         count = len(endpoints)
         for index, endpoint in enumerate(endpoints):
@@ -85,17 +93,24 @@ def kube_proxy_rules(services, cluster_cidr="10.244.0.0/16", masquerade_mark="0x
             statistic = ""
             if index < count - 1:
                 statistic = f" -m statistic --mode random --probability {1.0 / (count - index):.10f}"
-            svc_rules.append(f'-A {svc_chain} -m comment --comment "{name} -> {endpoint}"{statistic} '
-                             f"-j {sep_chain}")
+            svc_rules.append(f'-A {svc_chain} -m comment --comment "{name} -> {endpoint}"{statistic} -j {sep_chain}')
             host = endpoint.rsplit(":", 1)[0].strip("[]")
-            svc_rules.append(f'-A {sep_chain} -s {host}/{host_len} -m comment --comment "{name}" '
-                             f"-j KUBE-MARK-MASQ")
-            svc_rules.append(f'-A {sep_chain} -p {proto} -m comment --comment "{name}" -m {proto} '
-                             f"-j DNAT --to-destination {endpoint}")
-    services_rules.append('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this '
-                          'must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')
-    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
-             ":POSTROUTING ACCEPT [0:0]"]
+            svc_rules.append(f'-A {sep_chain} -s {host}/{host_len} -m comment --comment "{name}" -j KUBE-MARK-MASQ')
+            svc_rules.append(
+                f'-A {sep_chain} -p {proto} -m comment --comment "{name}" -m {proto} '
+                f"-j DNAT --to-destination {endpoint}"
+            )
+    services_rules.append(
+        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this '
+        'must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+    )
+    lines = [
+        "*nat",
+        ":PREROUTING ACCEPT [0:0]",
+        ":INPUT ACCEPT [0:0]",
+        ":OUTPUT ACCEPT [0:0]",
+        ":POSTROUTING ACCEPT [0:0]",
+    ]
     lines.extend(f":{c} - [0:0]" for c in chains)
     lines.extend(rules)
     lines.extend(nodeport_rules)
@@ -105,17 +120,27 @@ def kube_proxy_rules(services, cluster_cidr="10.244.0.0/16", masquerade_mark="0x
     return "\n".join(lines) + "\n"
 
 
-def synthetic_services(count, endpoints_per_service=3, node_ports=True, service_cidr="10.96.0.0/12",
-                       pod_cidr="10.244.0.0/16"):
+def synthetic_services(
+    count, endpoints_per_service=3, node_ports=True, service_cidr="10.96.0.0/12", pod_cidr="10.244.0.0/16"
+):
     """``count`` services with ``endpoints_per_service`` endpoints each (every second one a NodePort)."""
     svc_base = int(ipaddress.ip_network(service_cidr).network_address) + 10
     pod_base = int(ipaddress.ip_network(pod_cidr).network_address) + 2
     services = []
     for i in range(count):
-        endpoints = [f"{ipaddress.ip_address(pod_base + i * endpoints_per_service + j)}:8080"
-                     for j in range(endpoints_per_service)]
-        svc = {"namespace": f"ns{i % 50}", "name": f"svc{i}", "port_name": "http", "protocol": "tcp",
-               "cluster_ip": str(ipaddress.ip_address(svc_base + i)), "port": 80, "endpoints": endpoints}
+        endpoints = [
+            f"{ipaddress.ip_address(pod_base + i * endpoints_per_service + j)}:8080"
+            for j in range(endpoints_per_service)
+        ]
+        svc = {
+            "namespace": f"ns{i % 50}",
+            "name": f"svc{i}",
+            "port_name": "http",
+            "protocol": "tcp",
+            "cluster_ip": str(ipaddress.ip_address(svc_base + i)),
+            "port": 80,
+            "endpoints": endpoints,
+        }
         if node_ports and i % 2 == 0 and i // 2 < 2767:
             svc["node_port"] = 30000 + i // 2
         services.append(svc)

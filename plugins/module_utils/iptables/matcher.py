@@ -430,7 +430,8 @@ def compile_condition(cond):
             if option in ("ctstate", "state"):
                 check = _compile_ctstate(value)
             elif option == "ctdir":
-                check = lambda pkt, v=value.upper(): v == "ORIGINAL"  # noqa: E731
+                original = value.upper() == "ORIGINAL"
+                check = lambda pkt: original  # noqa: E731 - the simulated packet is in the original direction
         elif module == "iprange":
             if option == "src-range":
                 check = _compile_iprange(value, "src")

@@ -332,7 +332,6 @@ def parse_dumps(text, source="<input>", family=None, backend=None):
     """Parse one or more concatenated dumps; returns a list of :class:`Ruleset`."""
     state = _State(source, family, backend)
     lineno = 0
-    tables_seen = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:

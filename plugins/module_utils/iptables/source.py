@@ -20,8 +20,10 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser impo
 BACKENDS = ("auto", "nft", "legacy")
 FAMILIES = ("ipv4", "ipv6")
 _COMMANDS = {
-    ("ipv4", "nft"): "iptables-nft-save", ("ipv4", "legacy"): "iptables-legacy-save",
-    ("ipv6", "nft"): "ip6tables-nft-save", ("ipv6", "legacy"): "ip6tables-legacy-save",
+    ("ipv4", "nft"): "iptables-nft-save",
+    ("ipv4", "legacy"): "iptables-legacy-save",
+    ("ipv6", "nft"): "ip6tables-nft-save",
+    ("ipv6", "legacy"): "ip6tables-legacy-save",
 }
 _GENERIC = {"ipv4": "iptables-save", "ipv6": "ip6tables-save"}
 ENV = {"LANG": "C", "LC_ALL": "C"}
@@ -58,8 +60,10 @@ def namespace_path(netns=None, pid=None):
     if netns:
         path = netns if "/" in netns else os.path.join("/run/netns", netns)
         if not os.path.exists(path):
-            raise SourceError(f"network namespace {netns!r} not found: {path} does not exist "
-                              "(`ip netns list` shows the names; a path such as /proc/PID/ns/net also works)")
+            raise SourceError(
+                f"network namespace {netns!r} not found: {path} does not exist "
+                "(`ip netns list` shows the names; a path such as /proc/PID/ns/net also works)"
+            )
         return path
     if pid is not None:
         try:
@@ -104,8 +108,17 @@ def read_local_addresses(netns=None, pid=None, runner=None, which=shutil.which):
     return [info["local"] for link in data for info in link.get("addr_info", []) if info.get("local")]
 
 
-def read_rules(src=None, netns=None, pid=None, backend="auto", families=FAMILIES, runner=None,
-               which=shutil.which, counters=True, local_addresses=True):
+def read_rules(
+    src=None,
+    netns=None,
+    pid=None,
+    backend="auto",
+    families=FAMILIES,
+    runner=None,
+    which=shutil.which,
+    counters=True,
+    local_addresses=True,
+):
     """Read and parse rules; see the module docstring."""
     if backend not in BACKENDS:
         raise SourceError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -179,9 +192,13 @@ def read_rules(src=None, netns=None, pid=None, backend="auto", families=FAMILIES
             result.warnings.append(
                 f"both iptables-nft and iptables-legacy hold {family} rules in the {where}: the kernel "
                 "runs both sets; the trace and audit use the nft rules, the legacy rules are listed "
-                "separately")
-        chosen = "nft" if ("nft" in with_rules or not with_rules) and (family, "nft") in result.by_backend \
+                "separately"
+            )
+        chosen = (
+            "nft"
+            if ("nft" in with_rules or not with_rules) and (family, "nft") in result.by_backend
             else next(b for f, b in result.by_backend if f == family)
+        )
         if with_rules and chosen not in with_rules:
             chosen = with_rules[0]
         result.rulesets[family] = result.by_backend[(family, chosen)]

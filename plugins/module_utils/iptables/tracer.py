@@ -646,7 +646,7 @@ class Tracer:
             )
             return result
         prefix = []
-        for column in zip(*(o["steps"] for o in outcomes)):
+        for column in zip(*(o["steps"] for o in outcomes), strict=False):
             if all(s == column[0] for s in column):
                 prefix.append(column[0])
             else:
@@ -658,11 +658,22 @@ class Tracer:
             verdict = dict(outcomes[0]["verdict"])
         elif len(actions) == 1:
             # Same action, different targets (a load-balanced service): the branches tell which.
-            verdict = {"action": actions[0], "to_ports": None, "to_destination": None, "actions": actions,
-                       "to_destinations": destinations, "delivered": outcomes[0]["verdict"]["delivered"]}
+            verdict = {
+                "action": actions[0],
+                "to_ports": None,
+                "to_destination": None,
+                "actions": actions,
+                "to_destinations": destinations,
+                "delivered": outcomes[0]["verdict"]["delivered"],
+            }
         else:
-            verdict = {"action": "MULTIPLE", "to_ports": None, "to_destination": None, "actions": actions,
-                       "to_destinations": destinations}
+            verdict = {
+                "action": "MULTIPLE",
+                "to_ports": None,
+                "to_destination": None,
+                "actions": actions,
+                "to_destinations": destinations,
+            }
         unevaluated = []
         for o in outcomes:
             for text in o["unevaluated"]:

@@ -21,5 +21,6 @@ def dump_text(name, form):
 
 def step_names(steps):
     """Steps in the compact notation of the data files: 'nat ISTIO_OUTPUT 9' / 'nat OUTPUT policy'."""
-    return [f"{s['table']} {s['chain']} {s['rule_number'] if s['rule_number'] is not None else 'policy'}"
-            for s in steps]
+    return [
+        f"{s['table']} {s['chain']} {s['rule_number'] if s['rule_number'] is not None else 'policy'}" for s in steps
+    ]

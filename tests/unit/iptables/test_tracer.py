@@ -9,8 +9,9 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer impo
 from .helpers import FORMS, dump_text, load_yaml, step_names
 
 CASES = [
-    pytest.param(case["dump"], form, case.get("local_addresses"), packet,
-                 id=f"{case['dump']}-{form}-{packet['packet']['name']}")
+    pytest.param(
+        case["dump"], form, case.get("local_addresses"), packet, id=f"{case['dump']}-{form}-{packet['packet']['name']}"
+    )
     for case in load_yaml("trace_cases.yml")
     for form in FORMS
     for packet in case["packets"]
@@ -29,8 +30,12 @@ def test_trace(dump, form, local_addresses, case):
         assert result["branches"] == []
     if "branches" in case:
         got = [
-            {"probability": b["probability"], "action": b["verdict"]["action"], "steps": step_names(b["steps"]),
-             **({"to_destination": b["verdict"]["to_destination"]} if "to_destination" in want else {})}
+            {
+                "probability": b["probability"],
+                "action": b["verdict"]["action"],
+                "steps": step_names(b["steps"]),
+                **({"to_destination": b["verdict"]["to_destination"]} if "to_destination" in want else {}),
+            }
             for b, want in zip(result["branches"], case["branches"], strict=False)
         ]
         assert len(result["branches"]) == len(case["branches"])
@@ -43,7 +48,8 @@ def test_trace(dump, form, local_addresses, case):
 def test_steps_carry_the_rule_text():
     ruleset = parse_dump(dump_text("istio-default", "nft.save"))
     result = Tracer(ruleset, ["10.0.0.2"]).trace(
-        {"name": "in", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80})
+        {"name": "in", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80}
+    )
     assert result["steps"][2]["rule"] == "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006"
     assert result["steps"][2]["action"] == "REDIRECT"
     assert result["steps"][0]["action"] == "jump ISTIO_INBOUND"
@@ -57,17 +63,18 @@ BAD_PACKETS = [
     ({"name": "p", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": "http"}, "dport 'http'"),
     ({"name": "p", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2"}, "dport is required"),
     ({"name": "p", "hook": "output", "src": "10.0.0.1", "dst": "fd00::1", "dport": 80}, "different IP versions"),
-    ({"name": "p", "hook": "output", "protocol": "tcpx", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80},
-     "protocol 'tcpx'"),
-    ({"name": "p", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80, "uid": "root"},
-     "uid 'root'"),
+    (
+        {"name": "p", "hook": "output", "protocol": "tcpx", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80},
+        "protocol 'tcpx'",
+    ),
+    ({"name": "p", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80, "uid": "root"}, "uid 'root'"),
 ]
 
 
 @pytest.mark.parametrize(("spec", "message"), BAD_PACKETS, ids=[m for _, m in BAD_PACKETS])
 def test_bad_packet_spec_names_the_field(spec, message):
     ruleset = parse_dump(dump_text("istio-default", "rules"))
-    with pytest.raises(PacketSpecError, match="^p: .*") as info:
+    with pytest.raises(PacketSpecError, match=r"^p: ") as info:
         Tracer(ruleset).trace(spec)
     assert message in str(info.value)
 
@@ -86,7 +93,8 @@ def test_mark_and_connmark_change_later_matches():
 COMMIT
 """
     result = Tracer(parse_dump(text)).trace(
-        {"name": "m", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80, "uid": 0})
+        {"name": "m", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80, "uid": 0}
+    )
     assert step_names(result["steps"]) == ["mangle OUTPUT 1", "mangle OUTPUT 2", "mangle OUTPUT 3", "mangle OUTPUT 4"]
     assert result["verdict"]["action"] == "DROP"
     assert result["verdict"]["delivered"] == "dropped"
@@ -110,11 +118,11 @@ COMMIT
     ok = tracer.trace({"name": "a", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 80, "uid": 0})
     assert step_names(ok["steps"]) == ["filter OUTPUT 1", "filter A 1", "filter OUTPUT 2"]
     assert ok["verdict"]["action"] == "ACCEPT"
-    rejected = tracer.trace({"name": "b", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 81,
-                             "uid": 0})
+    rejected = tracer.trace(
+        {"name": "b", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 81, "uid": 0}
+    )
     assert rejected["verdict"]["action"] == "REJECT"
-    dropped = tracer.trace({"name": "c", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 82,
-                            "uid": 0})
+    dropped = tracer.trace({"name": "c", "hook": "output", "src": "10.0.0.1", "dst": "10.0.0.2", "dport": 82, "uid": 0})
     assert step_names(dropped["steps"]) == ["filter OUTPUT 1", "filter A 1", "filter OUTPUT policy"]
     assert dropped["verdict"]["action"] == "DROP"
 
@@ -158,7 +166,8 @@ def test_unevaluated_match_explores_both_outcomes():
 COMMIT
 """
     result = Tracer(parse_dump(text), ["10.0.0.2"]).trace(
-        {"name": "s", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80})
+        {"name": "s", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80}
+    )
     assert result["verdict"]["action"] == "MULTIPLE"
     assert {b["verdict"]["action"] for b in result["branches"]} == {"DROP", "ACCEPT"}
     assert result["unevaluated"] == ["-A PREROUTING -p tcp -m socket --transparent -j DROP"]
@@ -179,7 +188,8 @@ def test_owner_match_without_socket_follows_the_kernel():
 COMMIT
 """
     result = Tracer(parse_dump(text), ["10.0.0.2"]).trace(
-        {"name": "f", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.9.0.1", "dport": 80})
+        {"name": "f", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.9.0.1", "dport": 80}
+    )
     assert result["verdict"]["action"] == "ACCEPT"
     assert result["verdict"]["delivered"] == "forwarded"
     assert result["verdict"]["mark"] == "0x7"

@@ -1,0 +1,62 @@
+"""The rule generators produce what the parser reads back and what the audit recognises."""
+
+import pytest
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import summarize_capture
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import (
+    CaptureOptions,
+    istio_capture_rules,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import (
+    kube_proxy_rules,
+    rule_count,
+    synthetic_services,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
+
+ROUND_TRIP = [
+    {},
+    {"inbound_ports": [80, 443], "outbound_include_cidrs": ["10.0.0.0/8"], "outbound_exclude_cidrs": ["10.9.0.0/16"]},
+    {"exclude_outbound_ports": [22, 3306], "exclude_inbound_ports": [22]},
+    {"dns_capture": True, "dns_servers": ["10.96.0.10"], "proxy_uid": 2000, "proxy_gid": 2000},
+    {"mode": "TPROXY", "inbound_capture_port": 15016},
+    {"family": "ipv6", "outbound_exclude_cidrs": ["fd00:9::/64"]},
+]
+
+
+@pytest.mark.parametrize("options", ROUND_TRIP, ids=[str(o) for o in ROUND_TRIP])
+def test_capture_summary_reads_back_the_generator_options(options):
+    o = CaptureOptions(**options)
+    capture = summarize_capture(parse_dump(istio_capture_rules(o)))
+    assert capture["mode"] == o.mode
+    assert capture["inbound_port"] == o.inbound_capture_port
+    assert capture["outbound_port"] == o.outbound_capture_port
+    assert capture["proxy_uids"] == [o.proxy_uid]
+    assert capture["inbound_ports"] == o.inbound_ports
+    assert capture["excluded_inbound_ports"] == (o.exclude_inbound_ports if o.inbound_ports == "*" else [])
+    assert capture["outbound_include_cidrs"] == o.outbound_include_cidrs
+    assert capture["outbound_exclude_cidrs"] == o.outbound_exclude_cidrs
+    assert capture["excluded_outbound_ports"] == o.exclude_outbound_ports
+    assert capture["dns_capture"] == o.dns_capture
+
+
+def test_generator_rejects_unknown_options():
+    with pytest.raises(TypeError, match="unknown capture options"):
+        istio_capture_rules(proxy_user=1337)
+    with pytest.raises(ValueError, match="mode must be"):
+        istio_capture_rules(mode="EBPF")
+    with pytest.raises(ValueError, match="unknown broken"):
+        istio_capture_rules(broken={"everything"})
+
+
+def test_kube_proxy_generator_rule_count_and_probabilities():
+    services = synthetic_services(40, endpoints_per_service=4)
+    ruleset = parse_dump(kube_proxy_rules(services))
+    assert ruleset.rule_count() == rule_count(services)
+    summary = kube_proxy_summary(ruleset)
+    assert len(summary) == 40
+    for svc in summary:
+        assert [e["probability"] for e in svc["endpoints"]] == [0.25, 0.25, 0.25, 0.25]
+    node_ports = [s["node_port"] for s in summary if s["node_port"]]
+    assert len(node_ports) == 20

@@ -25,7 +25,7 @@ description:
     C(meshops.istio.preflight) role runs it on every node and fails once with all problems.
   - Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to read the rules and create the namespace.
 author:
-  - meshops.istio developers
+  - meshops.istio developers (@meshops)
 options:
   iptables_extensions:
     description:
@@ -61,11 +61,15 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Whether the module runs in check mode and predicts changes without making them.
     support: full
     details: The module only reads; it runs the same way in check mode.
   diff_mode:
+    description: Whether the module returns a diff of what it changed or would change.
     support: none
   platform:
+    description: The systems the module runs on.
+    support: full
     platforms: posix
 notes:
   - The probes need C(unshare) from util-linux and the kernel support of the tested extensions;
@@ -222,7 +226,7 @@ def run(module):
 
     probe = NodeProbe(
         run=run_command,
-        which=lambda name: module.get_bin_path(name),
+        which=module.get_bin_path,
         exists=os.path.exists,
     )
     observations = probe.gather(

@@ -1,0 +1,71 @@
+"""mesh/manifest.py: splitting and ordering istioctl manifests, profile lists, readiness."""
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.meshops.istio.plugins.module_utils.mesh import manifest
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "data", "mesh")
+with open(os.path.join(DATA_DIR, "manifest_cases.yml"), encoding="utf-8") as _handle:
+    CASES = yaml.safe_load(_handle)
+with open(os.path.join(DATA_DIR, "manifest_small.yaml"), encoding="utf-8") as _handle:
+    SMALL = _handle.read()
+
+
+def _names(objs):
+    return [f"{o['kind']} {manifest.describe(o)}" for o in objs]
+
+
+def test_plan_groups_and_orders_the_small_manifest():
+    plan = manifest.plan_manifest(SMALL)
+    expected = CASES["small"]
+    assert [o["metadata"]["name"] for o in plan["crds"]] == expected["crds"]
+    assert [o["metadata"]["name"] for o in plan["namespaces"]] == expected["namespaces"]
+    assert _names(plan["objects"]) == expected["objects"]
+    assert _names(plan["custom"]) == expected["custom"]
+    assert plan["deployments"] == expected["deployments"]
+    assert plan["counts"] == expected["counts"]
+    assert plan["removal"] == list(reversed(plan["objects"]))
+
+
+def test_namespace_is_filled_in_and_cluster_scoped_objects_have_none():
+    plan = manifest.plan_manifest(SMALL, namespace="mesh")
+    by_name = {o["metadata"]["name"]: o for o in plan["objects"]}
+    assert by_name["istio-ingressgateway"]["metadata"]["namespace"] == "mesh"
+    assert by_name["istiod"]["metadata"]["namespace"] == "istio-system"  # explicit wins
+    assert "namespace" not in by_name["istio-validator-istio-system"]["metadata"]
+    assert [o["metadata"]["name"] for o in plan["namespaces"]] == ["istio-system", "mesh"]
+
+
+def test_every_object_is_planned_once():
+    objs = manifest.split_manifest(SMALL)
+    plan = manifest.plan_manifest(SMALL)
+    assert len(objs) == len(plan["crds"]) + len(plan["objects"]) == 8
+
+
+@pytest.mark.parametrize("case", CASES["bad"], ids=lambda c: c["id"])
+def test_bad_manifests_raise(case):
+    with pytest.raises(manifest.ManifestError, match=case["error"]):
+        manifest.plan_manifest(case["text"])
+
+
+@pytest.mark.parametrize("case", CASES["profile_lists"], ids=lambda c: c["id"])
+def test_parse_profile_list(case):
+    assert manifest.parse_profile_list(case["text"]) == case["names"]
+
+
+@pytest.mark.parametrize("case", CASES["deployments"], ids=lambda c: c["id"])
+def test_deployments_not_available(case):
+    assert manifest.deployments_not_available(case["deployments"], case["wanted"]) == case["problems"]
+
+
+@pytest.mark.parametrize("case", CASES["set_args"], ids=lambda c: c["id"])
+def test_istioctl_set_args(case):
+    assert manifest.istioctl_set_args(case["values"]) == case["args"]
+
+
+def test_istioctl_set_args_refuses_structured_values():
+    with pytest.raises(manifest.ManifestError, match="overlay"):
+        manifest.istioctl_set_args({"values.global.meshNetworks": {"a": 1}})

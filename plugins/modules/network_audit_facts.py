@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: network_audit_facts
+short_description: Audit a node's Istio sidecars and iptables rules (read-only)
+version_added: 0.1.0
+description:
+  - Finds every Istio sidecar on the node from C(/proc), without Docker or any container runtime
+    - processes named C(envoy) or C(pilot-agent), or running as one of O(proxy_uids) - and groups
+    them by network-namespace inode.
+  - Names each pod from the container runtime (C(crictl), C(docker) labels
+    C(io.kubernetes.pod.name)/C(namespace)) when the node has one, else from the proxy's
+    environment (C(POD_NAME), C(POD_NAMESPACE)) or its Envoy bootstrap node id, else as
+    "pod with IP x in netns inode y".
+  - Records, per namespace, its addresses and its listening TCP sockets with the owning process
+    (read from C(/proc/PID/net/tcp) and C(tcp6), no C(netstat) needed).
+  - Dumps, with counters, the iptables rules of every sidecar namespace and of the node for each
+    of O(backends) (C(iptables-nft-save -c), C(iptables-legacy-save -c)), and returns the raw text
+    in RV(dumps).
+  - Judges the rules with the collection's iptables engine (the logic of
+    M(meshops.istio.sidecar_iptables_audit) and M(meshops.istio.iptables_trace)): capture summary,
+    findings and the standard packet traces per pod, the kube-proxy services of the node and the
+    path of every NodePort (the ingress gateway's in particular); plus the node-level findings -
+    mixed backends, pods whose rules differ from the node's majority, pods that run Envoy but have
+    no capture rules ("in the mesh but bypassing it").
+  - With O(probe=true), snapshots each pod's counters, opens one TCP connection from the node to
+    the pod's application port, snapshots again and reports which rules the connection hit next to
+    the tracer's prediction. Only addresses of pods found on this node are contacted.
+  - Never changes a rule, a sysctl or a process. A pod that exits during the audit or a namespace
+    that cannot be read is reported, and the audit of the rest goes on.
+author:
+  - meshops.istio developers
+options:
+  proxy_uids:
+    description:
+      - UIDs the sidecar proxy runs as; a process running as one of them marks its namespace as a
+        sidecar's, whatever its name.
+    type: list
+    elements: int
+    default: [1337]
+  proxy_names:
+    description:
+      - Process names (C(/proc/PID/comm)) of the sidecar proxy.
+    type: list
+    elements: str
+    default: [envoy, pilot-agent]
+  backends:
+    description:
+      - iptables backends to dump. The legacy dump is skipped in a namespace without legacy tables
+        (C(/proc/PID/net/ip_tables_names) is empty).
+    type: list
+    elements: str
+    choices: [nft, legacy]
+    default: [nft, legacy]
+  families:
+    description:
+      - Address families to dump (C(ipv6) adds C(ip6tables-*-save)). Judgement uses the IPv4 rules.
+    type: list
+    elements: str
+    choices: [ipv4, ipv6]
+    default: [ipv4]
+  runtime_lookup:
+    description:
+      - Whether to ask C(crictl) and C(docker) (when present) for pod names and labels.
+    type: bool
+    default: true
+  expected:
+    description:
+      - What the capture should look like, passed to the engine's audit; a difference becomes an
+        C(EXPECTED_MISMATCH) finding. Keys as in M(meshops.istio.sidecar_iptables_audit)
+        (C(proxy_uid), C(inbound_port), C(outbound_port), C(excluded_inbound_ports), ...).
+    type: dict
+    default: {}
+  probe:
+    description:
+      - Open one TCP connection from the node to each sidecar pod's application port and report
+        the rules whose counters moved next to the tracer's prediction.
+    type: bool
+    default: false
+  probe_timeout:
+    description: Seconds to wait for each probe connection.
+    type: float
+    default: 2.0
+  node_netns:
+    description:
+      - Network namespace that plays the node (a path such as C(/run/netns/NAME)); its rules are
+        the node's and probes start there. Default is the namespace the module runs in, which is
+        the node itself. Meant for labs that simulate a node in a namespace.
+    type: path
+  netns_include:
+    description:
+      - Only audit sidecars whose network namespace is one of these paths (for example
+        C(/run/netns/NAME) or C(/proc/PID/ns/net)). Empty audits every sidecar on the node.
+    type: list
+    elements: path
+    default: []
+  dump_timeout:
+    description: Seconds after which one C(iptables-*-save) run is abandoned.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads (and, with O(probe), opens TCP connections); it runs the same way in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+notes:
+  - Needs root (reading other processes' namespaces and running C(iptables-save) inside them).
+  - The JSON layout of RV(network_audit) is documented in C(docs/network-audit-schema.md).
+seealso:
+  - module: meshops.istio.sidecar_iptables_audit
+  - module: meshops.istio.iptables_trace
+  - name: Istio traffic capture
+    description: The rules istio-init writes and the ports the sidecar listens on.
+    link: https://istio.io/latest/docs/ops/deployment/application-requirements/
+requirements:
+  - iptables (C(iptables-nft-save) and/or C(iptables-legacy-save)) on the node
+"""
+
+EXAMPLES = r"""
+- name: Audit the node
+  meshops.istio.network_audit_facts:
+  become: true
+  register: audit
+
+- name: Show the pods and what is wrong with them
+  ansible.builtin.debug:
+    msg: "{{ item.display }}: {{ item.worst_severity }}"
+  loop: "{{ audit.network_audit.pods }}"
+  loop_control:
+    label: "{{ item.display }}"
+
+- name: Audit with a custom proxy uid and confirm the traces with one real connection per pod
+  meshops.istio.network_audit_facts:
+    proxy_uids: [1337, 2000]
+    probe: true
+    expected:
+      proxy_uid: 1337
+      inbound_port: 15006
+  become: true
+  register: audit
+"""
+
+RETURN = r"""
+network_audit:
+  description:
+    - The node's report (schema_version 1, see C(docs/network-audit-schema.md)).
+  returned: success
+  type: dict
+  contains:
+    schema_version:
+      description: Version of the report layout.
+      type: int
+      sample: 1
+    node:
+      description: Host name, network-namespace inode, IPv4 addresses and time of the audit.
+      type: dict
+    host:
+      description: The node's own dumps, backends in use, kube-proxy services and NodePort paths.
+      type: dict
+    pods:
+      description: One entry per sidecar network namespace (name, IPs, proxy, listening sockets,
+        dumps, capture, findings, traces, paths, probe).
+      type: list
+      elements: dict
+    findings:
+      description: Node-level findings (code, severity, message, source).
+      type: list
+      elements: dict
+    summary:
+      description: Counts of pods and findings by severity, and the worst severity.
+      type: dict
+    errors:
+      description: What could not be read and why.
+      type: list
+      elements: dict
+    timings:
+      description: Seconds spent in discovery, dumps, judgement, probe and in total.
+      type: dict
+dumps:
+  description:
+    - Raw C(iptables-save -c) output per namespace and backend, keyed by the file name the
+      report refers to (C(host.nft.rules), C(netns-4026532801.legacy.rules), ...).
+  returned: success
+  type: dict
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import (
+        NodeAuditError,
+        run_audit,
+    )
+except ImportError:  # pragma: no cover - reported by main()
+    IMPORT_ERROR = traceback.format_exc()
+else:
+    IMPORT_ERROR = None
+
+ARGUMENT_SPEC = dict(
+    proxy_uids=dict(type="list", elements="int", default=[1337]),
+    proxy_names=dict(type="list", elements="str", default=["envoy", "pilot-agent"]),
+    backends=dict(type="list", elements="str", choices=["nft", "legacy"], default=["nft", "legacy"]),
+    families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
+    runtime_lookup=dict(type="bool", default=True),
+    expected=dict(type="dict", default={}),
+    probe=dict(type="bool", default=False),
+    probe_timeout=dict(type="float", default=2.0),
+    node_netns=dict(type="path"),
+    netns_include=dict(type="list", elements="path", default=[]),
+    dump_timeout=dict(type="int", default=30),
+)
+
+
+def run(module):
+    options = dict(module.params)
+    report, dumps = run_audit(options)
+    return dict(changed=False, network_audit=report, dumps=dumps)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if IMPORT_ERROR:
+        module.fail_json(msg="cannot import the network audit module_utils", exception=IMPORT_ERROR)
+    try:
+        module.exit_json(**run(module))
+    except NodeAuditError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    except Exception as exc:  # a bug must not hide behind a bare traceback
+        module.fail_json(msg=f"network audit failed: {exc}", exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()

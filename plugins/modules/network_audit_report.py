@@ -1,0 +1,103 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: network_audit_report
+short_description: Write network audit reports on the controller
+version_added: 0.1.0
+description:
+  - Writes what M(meshops.istio.network_audit_facts) returned for one node - C(NODE.json) (the
+    report, see C(docs/network-audit-schema.md)), C(NODE.md) (packet paths, counters, findings
+    for a person) and the raw dumps under C(NODE/dumps/) - or, with O(reports), the cluster
+    summary C(summary.json) and C(summary.md).
+  - Runs on the controller (an action plugin); nothing is sent to the managed host.
+  - Always returns C(changed=false) - the reports are the output of a read-only audit, and the
+    managed hosts are not changed.
+author:
+  - meshops.istio developers
+options:
+  dest:
+    description: Report directory on the controller; created when missing.
+    type: path
+    required: true
+  node:
+    description: Name of the node the report is about (file names use it).
+    type: str
+  report:
+    description: The RV(meshops.istio.network_audit_facts#module:network_audit) dict of that node.
+    type: dict
+  dumps:
+    description: The RV(meshops.istio.network_audit_facts#module:dumps) dict of that node.
+    type: dict
+    default: {}
+  reports:
+    description:
+      - Reports of all nodes keyed by node name; writes the cluster summary instead of a node report.
+    type: dict
+  formats:
+    description: Which files to write.
+    type: list
+    elements: str
+    choices: [json, markdown]
+    default: [json, markdown]
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reports are written in check mode too; they describe, and change nothing on the hosts.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - A directory that cannot be written fails the task with a message naming it.
+"""
+
+EXAMPLES = r"""
+- name: Audit the node
+  meshops.istio.network_audit_facts:
+  become: true
+  register: audit
+
+- name: Write its report on the controller
+  meshops.istio.network_audit_report:
+    dest: "{{ playbook_dir }}/reports"
+    node: "{{ inventory_hostname }}"
+    report: "{{ audit.network_audit }}"
+    dumps: "{{ audit.dumps }}"
+
+- name: Write the cluster summary once
+  meshops.istio.network_audit_report:
+    dest: "{{ playbook_dir }}/reports"
+    reports: >-
+      {{ dict(ansible_play_hosts | zip(ansible_play_hosts
+         | map('extract', hostvars, ['audit', 'network_audit']))) }}
+  run_once: true
+"""
+
+RETURN = r"""
+files:
+  description: Paths written on the controller.
+  returned: success
+  type: list
+  elements: str
+dest:
+  description: The report directory (absolute).
+  returned: success
+  type: str
+summary:
+  description: The cluster summary (only with O(reports)).
+  returned: when O(reports) is given
+  type: dict
+"""
+
+if __name__ == "__main__":
+    raise SystemExit("network_audit_report runs on the controller as an action plugin, not on a host")

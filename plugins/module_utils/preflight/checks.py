@@ -47,6 +47,7 @@ COMMAND_PACKAGES = {
 
 _VERSION_BACKEND = re.compile(r"\((nf_tables|legacy)\)")
 _SAVE_CHAIN = re.compile(r"^:(\S+)\s+(\S+)")
+_SAVE_COUNTERS = re.compile(r"^\[\d+:\d+\]\s+")  # "[pkts:bytes] -A ..." from iptables-save -c
 
 
 class PreflightError(Exception):
@@ -89,7 +90,7 @@ def parse_save_output(text):
     non_accept = 0
     warnings = []
     for raw in (text or "").splitlines():
-        line = raw.strip()
+        line = _SAVE_COUNTERS.sub("", raw.strip())
         if not line:
             continue
         if line.startswith("#"):
@@ -172,6 +173,7 @@ class NodeProbe:
             "restore_command": restore,
             "rules": 0,
             "user_chains": 0,
+            "non_accept_policies": 0,
             "tables": [],
             "in_use": False,
             "read_error": None,
@@ -192,9 +194,11 @@ class NodeProbe:
             counts = parse_save_output(out)
             result["rules"] += counts["rules"]
             result["user_chains"] += counts["user_chains"]
+            result["non_accept_policies"] += counts["non_accept_policies"]
             result["tables"].extend(t for t in counts["tables"] if t not in result["tables"])
             result["warnings"].extend(w for w in counts["warnings"] if w not in result["warnings"])
-        result["in_use"] = bool(result["rules"] or result["user_chains"])
+        # A back end is in use when it holds anything beyond empty built-in chains.
+        result["in_use"] = bool(result["rules"] or result["user_chains"] or result["non_accept_policies"])
         if probe:
             result["probes"] = self.probe_backend(restore, extensions)
         return result
@@ -303,7 +307,10 @@ def evaluate(observations, min_python_version):
             )
         )
     if len(in_use) > 1:
-        counts = ", ".join(f"{name}: {backends[name]['rules']} rules" for name in in_use)
+        counts = ", ".join(
+            f"{name}: {backends[name].get('rules', 0)} rules, {backends[name].get('user_chains', 0)} user chains"
+            for name in in_use
+        )
         problems.append(
             _problem(
                 "iptables back ends in use",

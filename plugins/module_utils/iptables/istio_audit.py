@@ -226,7 +226,7 @@ def standard_probes(ruleset, capture, expected, local_addresses):
     pod_ip = expected.get("pod_ip")
     if not pod_ip:
         for addr in local_addresses or []:
-            ip = ipaddress.ip_address(str(addr).split("/")[0])
+            ip = ipaddress.ip_address(str(addr).split("/", maxsplit=1)[0])
             if ip.version == version and not ip.is_loopback and not ip.is_link_local:
                 pod_ip = str(ip)
                 break

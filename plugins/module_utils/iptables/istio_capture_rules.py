@@ -33,8 +33,8 @@ BROKEN_CHOICES = frozenset(("no-inbound-jump", "no-output-jump", "no-uid-exempti
 
 @dataclass
 class CaptureOptions:
-    proxy_uid: int | None = 1337
-    proxy_gid: int | None = 1337
+    proxy_uid: object = 1337  # an int, or None to leave the uid rules out
+    proxy_gid: object = 1337
     inbound_capture_port: int = 15006
     outbound_capture_port: int = 15001
     inbound_ports: object = "*"

@@ -37,7 +37,7 @@ def parse_int(text):
 
 def parse_mark(text):
     """'0x539/0xffffffff' or '1337' -> (value, mask)."""
-    value, _, mask = text.partition("/")
+    value, _sep, mask = text.partition("/")
     return parse_int(value), parse_int(mask) if mask else 0xFFFFFFFF
 
 
@@ -146,7 +146,7 @@ class Packet:
         if local_addresses:
             addrs = set()
             for text in local_addresses:
-                addrs.add(parse_address(str(text).split("/")[0], "local address", "local_addresses"))
+                addrs.add(parse_address(str(text).split("/", maxsplit=1)[0], "local address", "local_addresses"))
             self.local_addresses = addrs
             self.local_known = True
         else:
@@ -189,6 +189,18 @@ class Packet:
             "gid": self.gid,
             "mark": self.mark,
         }
+
+
+def _always(pkt):
+    return True
+
+
+def _never(pkt):
+    return False
+
+
+def _has_socket(pkt):
+    return pkt.hook == "output"
 
 
 # --- condition compilers: each returns a function pkt -> True | False | None --------------------
@@ -242,10 +254,10 @@ def _compile_proto(value):
 def parse_port_spec(text):
     """'80' -> (80, 80); '1000:2000' -> (1000, 2000); ':1024' / '1024:'."""
     if ":" in text:
-        low, _, high = text.partition(":")
+        low, _sep, high = text.partition(":")
         return (int(low) if low else 0, int(high) if high else 65535)
     if "-" in text:
-        low, _, high = text.partition("-")
+        low, _sep, high = text.partition("-")
         return (int(low), int(high))
     port = int(text)
     return (port, port)
@@ -277,7 +289,7 @@ def _compile_multiport(value, attrs):
 
 
 def _compile_id_range(value, attr):
-    low, _, high = value.partition("-")
+    low, _sep, high = value.partition("-")
     try:
         lo, hi = int(low), int(high or low)
     except ValueError:
@@ -345,7 +357,7 @@ def _compile_ctstate(value):
 
 
 def _compile_iprange(value, attr):
-    low, _, high = value.partition("-")
+    low, _sep, high = value.partition("-")
     lo = ipaddress.ip_address(low)
     hi = ipaddress.ip_address(high or low)
 
@@ -357,8 +369,11 @@ def _compile_iprange(value, attr):
 
 
 def _tcp_flags(value):
-    mask, _, comp = value.partition(" ")
-    names = lambda s: {f for f in s.upper().split(",") if f and f != "NONE"}  # noqa: E731
+    mask, _sep, comp = value.partition(" ")
+
+    def names(text):
+        return {f for f in text.upper().split(",") if f and f != "NONE"}
+
     mask_set = names(mask)
     if "ALL" in mask_set:
         mask_set = {"SYN", "ACK", "FIN", "RST", "URG", "PSH"}
@@ -386,14 +401,14 @@ def compile_condition(cond):
             elif option == "protocol":
                 check = _compile_proto(value)
             elif option == "fragment":
-                check = lambda pkt: False  # noqa: E731 - a first packet is never a later fragment
+                check = _never  # a first packet is never a later fragment
         elif module in PORT_PROTOCOLS:
             if option in ("dport", "destination-port", "dports"):
                 check = _compile_port(value, "dport") if "," not in value else _compile_multiport(value, ("dport",))
             elif option in ("sport", "source-port", "sports"):
                 check = _compile_port(value, "sport") if "," not in value else _compile_multiport(value, ("sport",))
             elif option == "syn":
-                check = lambda pkt: True  # noqa: E731 - the simulated packet opens the connection
+                check = _always  # the simulated packet opens the connection
             elif option == "tcp-flags":
                 check = _tcp_flags(value)
         elif module == "multiport":
@@ -412,15 +427,15 @@ def compile_condition(cond):
             elif option == "gid-owner":
                 check = _compile_id_range(value, "gid")
             elif option == "socket-exists":
-                check = lambda pkt: pkt.hook == "output"  # noqa: E731
+                check = _has_socket
             elif option == "suppl-groups":
-                check = lambda pkt: True  # noqa: E731 - modifies --gid-owner; primary gid is simulated
+                check = _always  # modifies --gid-owner; the primary gid is simulated
         elif module == "mark" and option == "mark":
             check = _compile_mark(value, "mark")
         elif module == "connmark" and option == "mark":
             check = _compile_mark(value, "connmark")
         elif module == "comment":
-            check = lambda pkt: True  # noqa: E731
+            check = _always
         elif module == "addrtype":
             if option == "dst-type":
                 check = _compile_addrtype(value, "dst")
@@ -430,8 +445,8 @@ def compile_condition(cond):
             if option in ("ctstate", "state"):
                 check = _compile_ctstate(value)
             elif option == "ctdir":
-                original = value.upper() == "ORIGINAL"
-                check = lambda pkt: original  # noqa: E731 - the simulated packet is in the original direction
+                # The simulated packet travels in the original direction.
+                check = _always if value.upper() == "ORIGINAL" else _never
         elif module == "iprange":
             if option == "src-range":
                 check = _compile_iprange(value, "src")

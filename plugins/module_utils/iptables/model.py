@@ -98,7 +98,7 @@ class Rule:
             ],
             "target": self.target,
             "goto": self.goto,
-            "target_options": {option: value for option, value in self.target_options},
+            "target_options": dict(self.target_options),
             "packets": self.packets,
             "bytes": self.bytes,
         }

@@ -368,7 +368,7 @@ def parse_dumps(text, source="<input>", family=None, backend=None):
                 position = None
                 if command in ("-I", "--insert"):
                     position = 1
-                    head, _, tail = rest.partition(" ")
+                    head, _sep, tail = rest.partition(" ")
                     if head.isdigit():
                         position = int(head)
                         rest = tail

@@ -158,10 +158,7 @@ class _ChainIndex:
             hit = self.keyed.get(key)
             if hit:
                 lists.append(hit)
-        if len(lists) == 1:
-            merged = self.always
-        else:
-            merged = list(heapq.merge(*lists))
+        merged = self.always if len(lists) == 1 else list(heapq.merge(*lists))
         if start:
             return merged[bisect.bisect_left(merged, start) :]
         return merged
@@ -198,11 +195,11 @@ def _split_hostport(text, family):
         return None, None
     host, port = text, None
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, _sep, rest = text[1:].partition("]")
         if rest.startswith(":"):
             port = rest[1:]
     elif family == "ipv4" or text.count(":") == 1:
-        host, _, port = text.partition(":")
+        host, _sep, port = text.partition(":")
         port = port or None
     host = host.split("-")[0] if host else None
     if port:
@@ -575,7 +572,7 @@ class Tracer:
                 if b.final is not None:
                     done.append(b)
                     continue
-                tproxied = any(kind == "TPROXY" for kind, _ in b.nat)
+                tproxied = any(nat[0] == "TPROXY" for nat in b.nat)
                 local = True if tproxied else b.pkt.is_local(b.pkt.dst)
                 if local is None:
                     local = False

@@ -1,0 +1,341 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sidecar_iptables_audit
+short_description: Check that a pod's iptables rules capture traffic the way Istio means them to
+version_added: 0.1.0
+description:
+  - Reads the rules of a sidecar's network namespace (or a node, or a saved dump) like
+    M(meshops.istio.iptables_info) and judges whether they capture traffic the way Istio's
+    C(istio-init) (or C(istio-cni)) sets it up, replacing the manual reading of
+    C(iptables -nvL -t nat) and its counters.
+  - Returns RV(capture), what the ISTIO_* chains do (mode, ports, exempt uids/gids, included and
+    excluded ports and CIDRs, DNS capture), RV(findings) in words a person understands, and
+    RV(traces) of standard probe packets simulated with M(meshops.istio.iptables_trace) (inbound
+    to an application port, inbound to an excluded port, outbound from the application, outbound
+    from the proxy's uid, loopback, and DNS).
+  - On a node, RV(kube_proxy) lists kube-proxy's services with their ClusterIP, NodePort and
+    endpoints with the probability that a new connection picks each.
+  - The module does not fail on findings; assert on RV(findings) (for example on C(severity)).
+author:
+  - meshops.istio developers (@meshops)
+extends_documentation_fragment:
+  - meshops.istio.iptables_source
+options:
+  family:
+    description: Which rules to audit, V(ipv4) (C(iptables)) or V(ipv6) (C(ip6tables)).
+    type: str
+    choices: [ipv4, ipv6]
+    default: ipv4
+  expected:
+    description:
+      - What the capture should be; every given key that differs from the rules is an error
+        finding (code C(EXPECTED_MISMATCH)). Keys left out are not compared.
+      - Some keys only shape the probes (O(expected.app_port), O(expected.app_uid), O(expected.pod_ip)).
+    type: dict
+    suboptions:
+      proxy_uid:
+        description: The uid the proxy runs as, which must be exempt from capture (Istio uses 1337).
+        type: int
+      proxy_gid:
+        description: The gid the proxy runs as.
+        type: int
+      inbound_port:
+        description: Port inbound traffic is redirected to (Istio uses 15006).
+        type: int
+      outbound_port:
+        description: Port outbound traffic is redirected to (Istio uses 15001).
+        type: int
+      mode:
+        description: How inbound traffic is captured.
+        type: str
+        choices: [REDIRECT, TPROXY]
+      inbound_ports:
+        description: Captured inbound ports, C("*") for all or a list of ports.
+        type: raw
+      excluded_inbound_ports:
+        description: Inbound ports left out of a C("*") capture (the tunnel port 15008 is not listed).
+        type: list
+        elements: int
+      outbound_include_cidrs:
+        description: Destinations whose traffic is captured, C("*") or a list of CIDRs.
+        type: raw
+      outbound_exclude_cidrs:
+        description: Destinations never captured (the loopback exemption is not listed).
+        type: list
+        elements: str
+      excluded_outbound_ports:
+        description: Outbound destination ports never captured.
+        type: list
+        elements: int
+      dns_capture:
+        description: Whether DNS queries (udp and tcp port 53) are redirected to the proxy.
+        type: bool
+      dns_port:
+        description: Port DNS queries are redirected to (Istio uses 15053).
+        type: int
+      app_port:
+        description: Application port of the inbound probe; by default the first captured port, else 8080.
+        type: int
+      app_uid:
+        description: Uid of the application in the outbound probes.
+        type: int
+        default: 1000
+      pod_ip:
+        description:
+          - The pod's address for the probes; by default the namespace's first address, else 192.0.2.10.
+        type: str
+  local_addresses:
+    description:
+      - Addresses of the namespace; read with C(ip -j address) when not given (not with O(src)).
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    description: Whether the module runs in check mode and predicts changes without making them.
+    support: full
+    details: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    description: Whether the module returns a diff of what it changed or would change.
+    support: none
+  platform:
+    description: The systems the module runs on.
+    support: full
+    platforms: posix
+seealso:
+  - module: meshops.istio.iptables_info
+  - module: meshops.istio.iptables_trace
+  - name: Istio traffic capture
+    description: Application requirements and the ports Istio reserves.
+    link: https://istio.io/latest/docs/ops/deployment/application-requirements/
+"""
+
+EXAMPLES = r"""
+- name: Audit the sidecar capture of a pod
+  meshops.istio.sidecar_iptables_audit:
+    pid: "{{ envoy_pid }}"
+    expected:
+      proxy_uid: 1337
+      inbound_port: 15006
+      outbound_port: 15001
+      excluded_inbound_ports: [15090, 15021, 15020]
+  become: true
+  register: capture_audit
+
+- name: No error findings
+  ansible.builtin.assert:
+    that: capture_audit.findings | selectattr('severity', 'equalto', 'error') | list | length == 0
+    fail_msg: "{{ capture_audit.findings | map(attribute='message') | list }}"
+
+- name: Services kube-proxy programs on the node
+  meshops.istio.sidecar_iptables_audit:
+  become: true
+  register: node_audit
+
+- name: Show each service and its endpoints
+  ansible.builtin.debug:
+    msg: >-
+      {{ item.name }} {{ item.cluster_ip }}:{{ item.port }}
+      -> {{ item.endpoints | map(attribute='address') | list }}
+  loop: "{{ node_audit.kube_proxy | default([], true) }}"
+"""
+
+RETURN = r"""
+capture:
+  description: What the capture rules do.
+  returned: always
+  type: dict
+  contains:
+    enabled:
+      description: Whether PREROUTING or OUTPUT reach the ISTIO_* chains.
+      type: bool
+    mode:
+      description: V(REDIRECT) or V(TPROXY); V(null) without Istio chains.
+      type: str
+    inbound_port:
+      description: Port inbound traffic is redirected to.
+      type: int
+      sample: 15006
+    outbound_port:
+      description: Port outbound traffic is redirected to.
+      type: int
+      sample: 15001
+    proxy_uids:
+      description: Uids whose traffic ISTIO_OUTPUT returns (exempts).
+      type: list
+      elements: int
+      sample: [1337]
+    proxy_gids:
+      description: Gids whose traffic ISTIO_OUTPUT returns.
+      type: list
+      elements: int
+    inbound_ports:
+      description: C("*") when every inbound port is captured, else the list of captured ports.
+      type: raw
+      sample: "*"
+    excluded_inbound_ports:
+      description: Ports returned before a C("*") capture (without the tunnel port 15008).
+      type: list
+      elements: int
+      sample: [15090, 15021, 15020]
+    outbound_include_cidrs:
+      description: C("*") or the captured destination CIDRs.
+      type: raw
+    outbound_exclude_cidrs:
+      description: Destination CIDRs never captured (without the loopback exemption).
+      type: list
+      elements: str
+    excluded_outbound_ports:
+      description: Destination ports never captured.
+      type: list
+      elements: int
+    dns_capture:
+      description: Whether the application's DNS queries are redirected.
+      type: bool
+    dns_port:
+      description: Port DNS queries are redirected to.
+      type: int
+    inbound_enabled:
+      description: Whether PREROUTING reaches ISTIO_INBOUND.
+      type: bool
+    outbound_enabled:
+      description: Whether OUTPUT reaches ISTIO_OUTPUT.
+      type: bool
+    istio_chains:
+      description: The ISTIO_* chains present, as C(table/chain).
+      type: list
+      elements: str
+findings:
+  description:
+    - What is wrong or worth knowing, errors first in the order found. Codes include
+      C(INBOUND_JUMP_MISSING), C(OUTPUT_JUMP_MISSING), C(PROXY_NOT_EXEMPT), C(PROXY_TRAFFIC_CAPTURED),
+      C(INBOUND_NOT_CAPTURED), C(OUTBOUND_NOT_CAPTURED), C(EXCLUDED_PORT_CAPTURED), C(LOOPBACK_CAPTURED),
+      C(DNS_NOT_CAPTURED), C(EXPECTED_MISMATCH), C(BOTH_BACKENDS), C(NO_CAPTURE_RULES),
+      C(UNEVALUATED_RULES) and C(CAPTURE_OK).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    code:
+      description: Stable identifier of the finding.
+      type: str
+    severity:
+      description: V(error), V(warning) or V(info).
+      type: str
+    message:
+      description: What it means.
+      type: str
+  sample:
+    - code: INBOUND_JUMP_MISSING
+      severity: error
+      message: "PREROUTING (nat table) never jumps to ISTIO_INBOUND: inbound traffic bypasses the sidecar"
+traces:
+  description: The standard probes, traced as M(meshops.istio.iptables_trace) returns them.
+  returned: always
+  type: list
+  elements: dict
+kube_proxy:
+  description:
+    - The services kube-proxy programs, when the rules hold KUBE-SERVICES; V(null) otherwise.
+    - Each has C(name) (C(namespace/service:port)), C(protocol), C(cluster_ip), C(port), C(node_port),
+      C(chain) and C(endpoints) (C(address), C(chain), C(probability)).
+  returned: always
+  type: list
+  elements: dict
+probe_pod_ip:
+  description: The pod address used by the probes.
+  returned: always
+  type: str
+backend:
+  description: The back end whose rules were audited.
+  returned: always
+  type: str
+warnings:
+  description: Things a person should know about the rules read, through Ansible's warnings.
+  returned: when there is something to say
+  type: list
+  elements: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError, SourceError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
+    SOURCE_ARGSPEC,
+    SOURCE_MUTUALLY_EXCLUSIVE,
+    read_from_module,
+)
+
+EXPECTED_SPEC = {
+    "proxy_uid": {"type": "int"},
+    "proxy_gid": {"type": "int"},
+    "inbound_port": {"type": "int"},
+    "outbound_port": {"type": "int"},
+    "mode": {"type": "str", "choices": ["REDIRECT", "TPROXY"]},
+    "inbound_ports": {"type": "raw"},
+    "excluded_inbound_ports": {"type": "list", "elements": "int"},
+    "outbound_include_cidrs": {"type": "raw"},
+    "outbound_exclude_cidrs": {"type": "list", "elements": "str"},
+    "excluded_outbound_ports": {"type": "list", "elements": "int"},
+    "dns_capture": {"type": "bool"},
+    "dns_port": {"type": "int"},
+    "app_port": {"type": "int"},
+    "app_uid": {"type": "int", "default": 1000},
+    "pod_ip": {"type": "str"},
+}
+
+
+def _check_star_or_list(expected, key, element):
+    value = expected.get(key)
+    if value is None or value == "*":
+        return
+    if not isinstance(value, list):
+        raise SourceError(f"expected.{key} must be '*' or a list, got {value!r}")
+    try:
+        expected[key] = [element(v) for v in value]
+    except (TypeError, ValueError):
+        raise SourceError(f"expected.{key} must be '*' or a list of {element.__name__}, got {value!r}") from None
+
+
+def run(module):
+    expected = dict(module.params["expected"] or {})
+    _check_star_or_list(expected, "inbound_ports", int)
+    _check_star_or_list(expected, "outbound_include_cidrs", str)
+    family = module.params["family"]
+    read = read_from_module(module, families=(family,))
+    ruleset = read.rulesets.get(family)
+    if ruleset is None:
+        raise SourceError(f"no {family} rules could be read from the {read.where}")
+    local_addresses = module.params["local_addresses"] or read.local_addresses
+    result = audit(ruleset, expected=expected, local_addresses=local_addresses, reader_warnings=read.warnings)
+    result["changed"] = False
+    result["backend"] = read.backend
+    return result, read.warnings
+
+
+def main():
+    argument_spec = dict(SOURCE_ARGSPEC)
+    argument_spec["family"] = {"type": "str", "default": "ipv4", "choices": ["ipv4", "ipv6"]}
+    argument_spec["expected"] = {"type": "dict", "options": EXPECTED_SPEC}
+    argument_spec["local_addresses"] = {"type": "list", "elements": "str"}
+    module = AnsibleModule(
+        argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
+    )
+    try:
+        result, warnings = run(module)
+    except IptablesError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

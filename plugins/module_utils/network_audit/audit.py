@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import judge, procfs
+from ansible_collections.meshops.istio.plugins.module_utils.network_audit import judge, procfs, sockdiag
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import runtime as runtimemod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.findings import finding, worst_severity
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.paths import describe_trace
@@ -168,6 +168,11 @@ def _describe_pod(entry, opts):
         "netns_inode": entry["inode"],
         "netns_path": f"/proc/{proxy_pid}/ns/net",
         "status": "ok",
+        "name": None,
+        "namespace": None,
+        "named_by": "address",
+        "labels": {},
+        "role": "sidecar",
         "notes": [],
         "errors": [],
         "findings": [],
@@ -195,13 +200,7 @@ def _describe_pod(entry, opts):
         pod["ips"] = procfs.local_ipv4_addresses(proxy_pid)
         if "ipv6" in opts["families"]:
             pod["ips"] += procfs.local_ipv6_addresses(proxy_pid)
-        listen = procfs.listening_sockets(proxy_pid)
-        owners = procfs.socket_owners([p.pid for p in entry["members"]])
-        for sock in listen:
-            owner = owners.get(sock.pop("inode"))
-            sock["pid"], sock["process"] = owner if owner else (None, None)
-            sock["purpose"] = judge.ISTIO_PORTS.get(sock["port"], "application")
-        pod["listening"] = listen
+        pod["member_pids"] = [p.pid for p in entry["members"]]
         pod["legacy_tables"] = procfs.legacy_tables_loaded(proxy_pid)
     except procfs.ProcessGone:
         pod["status"] = "gone"
@@ -218,21 +217,48 @@ def _describe_pod(entry, opts):
 # --- dumps -------------------------------------------------------------------------------------
 
 
-def _take_dumps(target_path, backends, families, legacy_tables, opts):
-    """Dump each backend/family; returns {key: {status, text?, error?, seconds}}."""
-    out = {}
+def _attach_sockets(pod, answer):
+    """Listening sockets with their owning process (like ``netstat -ntlp``)."""
+    member_pids = pod.pop("member_pids", [])
+    listen = answer["sockets"] if answer and answer["status"] == "ok" else None
+    if listen is None:
+        # No sock_diag: /proc/PID/net/tcp{,6} tells the same (slower on a busy node).
+        try:
+            listen = procfs.listening_sockets(pod["proxy"]["pid"]) if pod.get("proxy") else []
+            pod["notes"].append("listening sockets read from /proc/PID/net/tcp (sock_diag unavailable)")
+        except (procfs.ProcessGone, PermissionError) as exc:
+            pod["notes"].append(f"listening sockets not read: {exc}")
+            listen = []
+    owners = procfs.socket_owners(member_pids)
+    for sock in listen:
+        owner = owners.get(sock.pop("inode"))
+        sock["pid"], sock["process"] = owner if owner else (None, None)
+        sock["purpose"] = judge.ISTIO_PORTS.get(sock["port"], "application")
+    pod["listening"] = listen
+
+
+def _dump_plan(backends, families, legacy_tables):
+    """{key: (backend, family)} to dump, and {key: entry} for dumps known to be absent."""
+    wanted, absent = {}, {}
     for family in families:
         for backend in backends:
             key = backend if family == "ipv4" else f"{backend}-ipv6"
             if backend == "legacy" and family == "ipv4" and legacy_tables == []:
-                out[key] = {"status": "absent", "detail": "no legacy iptables tables in this namespace"}
-                continue
-            try:
-                res = dumpmod.save(target_path, backend, family, timeout=opts["dump_timeout"])
-            except dumpmod.DumpError as exc:
-                out[key] = {"status": "error", "error": str(exc)}
-                continue
-            out[key] = {"status": "ok", "text": res["text"], "seconds": res["seconds"], "command": res["command"]}
+                absent[key] = {"status": "absent", "detail": "no legacy iptables tables in this namespace"}
+            else:
+                wanted[key] = (backend, family)
+    return wanted, absent
+
+
+def _read_target(path, legacy_tables, opts, with_sockets):
+    wanted, absent = _dump_plan(opts["backends"], opts["families"], legacy_tables)
+    out = dumpmod.read_namespace(
+        path,
+        wanted,
+        timeout=opts["dump_timeout"],
+        sockets_reader=sockdiag.listening_sockets if with_sockets else None,
+    )
+    out.update(absent)
     return out
 
 
@@ -323,8 +349,29 @@ def _judge_pod(pod, parsed, opts):
         return
     pod["capture"] = audited.get("capture")
     pod["findings"].extend(dict(f, source="engine") for f in audited.get("findings") or [])
+    _check_capture_ports(pod)
     pod["traces"] = audited.get("traces") or []
     pod["paths"] = [describe_trace(t, ruleset, pod) for t in pod["traces"]]
+
+
+def _check_capture_ports(pod):
+    """The rules send captured traffic to ports; someone in the pod must listen there."""
+    capture = pod.get("capture") or {}
+    listening = {sock["port"]: sock for sock in pod.get("listening", [])}
+    for direction, enabled in (("inbound", "inbound_enabled"), ("outbound", "outbound_enabled")):
+        port = capture.get(f"{direction}_port")
+        if not capture.get(enabled) or port is None or port in listening:
+            continue
+        proxy_ports = sorted(p for p, s in listening.items() if s.get("process") in PROXY_NAMES)
+        pod["findings"].append(
+            finding(
+                "CAPTURE_PORT_NOT_LISTENING",
+                "error",
+                f"the {direction} capture rules redirect to port {port}, but nothing listens there in this pod "
+                f"(the proxy listens on {', '.join(map(str, proxy_ports)) or 'no port'}): captured {direction} "
+                "connections are refused",
+            )
+        )
 
 
 def _majority(pods, parsed_by_pod):
@@ -490,7 +537,8 @@ def _probe_pod(pod, opts, node_netns):
 # --- entry point -------------------------------------------------------------------------------
 
 
-def run_audit(options):
+def run_audit(options, after_discovery=None):
+    """Audit the node; ``after_discovery`` (tests only) is called between discovery and reading."""
     opts = dict(DEFAULTS)
     opts.update({k: v for k, v in (options or {}).items() if v is not None})
     timings = {}
@@ -520,6 +568,8 @@ def run_audit(options):
         report["errors"].append({"pid": pid, "error": reason})
     runtime_pool = ThreadPoolExecutor(max_workers=1)
     runtime_future = runtime_pool.submit(runtimemod.container_index) if opts["runtime_lookup"] else None
+    if after_discovery is not None:
+        after_discovery()
     pods = [_describe_pod(entry, opts) for entry in sidecars]
     try:
         node_addresses = _node_addresses(node_netns)
@@ -537,10 +587,12 @@ def run_audit(options):
             jobs[pod["id"]] = (pod["netns_path"], pod.get("legacy_tables"))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
-            key: pool.submit(_take_dumps, path, opts["backends"], opts["families"], legacy, opts)
-            for key, (path, legacy) in jobs.items()
+            key: pool.submit(_read_target, path, legacy, opts, key != "host") for key, (path, legacy) in jobs.items()
         }
         results = {key: fut.result() for key, fut in futures.items()}
+    for pod in pods:
+        if pod["id"] in results:
+            _attach_sockets(pod, results[pod["id"]].pop("__sockets__", None))
     host_dumps = results.pop("host")
     if runtime_future is not None:
         runtime_index, notes = runtime_future.result()

@@ -79,3 +79,47 @@ def save(netns_path, backend, family="ipv4", timeout=30, bin_paths=None):
         where = netns_path or "the node namespace"
         raise DumpError(f"{name} -c in {where} failed (rc={rc}): {err.strip()[:300]}")
     return {"text": out, "stderr": err.strip(), "seconds": round(time.monotonic() - start, 4), "command": f"{name} -c"}
+
+
+def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
+    """Enter ``netns_path`` once and take every dump in ``wanted`` ({key: (backend, family)}).
+
+    Returns ``{key: {"status": "ok"|"error", ...}}`` and, when ``sockets_reader`` is given, the
+    listening sockets it returns under the key ``"__sockets__"`` (or the error text).
+    """
+
+    def work():
+        out = {}
+        if sockets_reader is not None:
+            try:
+                out["__sockets__"] = {"status": "ok", "sockets": sockets_reader()}
+            except OSError as exc:
+                out["__sockets__"] = {"status": "error", "error": f"sock_diag: {exc}"}
+        for key, (backend, family) in wanted.items():
+            name = SAVE_COMMANDS[(backend, family)]
+            start = time.monotonic()
+            try:
+                rc, text, err = _save(name, timeout)
+            except FileNotFoundError as exc:
+                out[key] = {"status": "error", "error": f"{name} is not installed on the node ({exc.strerror})"}
+                continue
+            except subprocess.TimeoutExpired:
+                out[key] = {"status": "error", "error": f"{name} -c timed out after {timeout}s"}
+                continue
+            if rc != 0:
+                out[key] = {"status": "error", "error": f"{name} -c failed (rc={rc}): {err.strip()[:300]}"}
+                continue
+            out[key] = {
+                "status": "ok",
+                "text": text,
+                "seconds": round(time.monotonic() - start, 4),
+                "command": f"{name} -c",
+            }
+        return out
+
+    try:
+        return in_netns(netns_path, work)
+    except DumpError as exc:
+        return {key: {"status": "error", "error": str(exc)} for key in wanted} | (
+            {"__sockets__": {"status": "error", "error": str(exc)}} if sockets_reader else {}
+        )

@@ -37,7 +37,9 @@ _value:
   description:
     - One dict per foreign line with keys C(line), C(address), C(names) (the managed names on
       it), C(replacement) (the line without them, or null when nothing is left) and
-      C(position) (C(before), C(after) or C(none): where the line is relative to the block).
+      C(position) (C(before), C(after) or C(none), where the line is relative to the block),
+      and the C(regexp), C(replace), C(before) and C(after) arguments of
+      M(ansible.builtin.replace) that rewrite exactly that line.
   type: list
   elements: dict
 """

@@ -12,7 +12,7 @@ description:
     names no port of the Service. Empty when the request can be applied.
 options:
   _input:
-    description: Requested node ports, port name to port number (C({http2: 30080})).
+    description: "Requested node ports, port name to port number, for example C({http2: 30080})."
     type: dict
     required: true
   service:

@@ -8,7 +8,10 @@ Deployments are not Available yet.
 No Ansible imports: the filter plugins call these, and the unit tests import them directly.
 """
 
-import yaml
+try:
+    import yaml
+except ImportError:  # only the controller-side filters use this module; PyYAML is there
+    yaml = None
 
 # Kinds that have no namespace. A namespaced object without metadata.namespace gets the
 # install namespace (istioctl normally writes it out).
@@ -39,6 +42,8 @@ class ManifestError(ValueError):
 
 
 def _documents(text):
+    if yaml is None:
+        raise ManifestError("PyYAML is required to read manifests (pip install PyYAML)")
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as e:

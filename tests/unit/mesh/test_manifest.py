@@ -10,7 +10,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.mesh import manifest
 DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "data", "mesh")
 with open(os.path.join(DATA_DIR, "manifest_cases.yml"), encoding="utf-8") as _handle:
     CASES = yaml.safe_load(_handle)
-with open(os.path.join(DATA_DIR, "manifest_small.yaml"), encoding="utf-8") as _handle:
+with open(os.path.join(DATA_DIR, "manifest_small.txt"), encoding="utf-8") as _handle:
     SMALL = _handle.read()
 
 

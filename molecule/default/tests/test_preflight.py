@@ -13,7 +13,7 @@ PROJECT_DIR = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 # to the generated ansible_inventory.yml.
 INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
 FACTS_PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preflight_facts.yml")
-NODES = ("cp1", "w1", "w2")
+NODES = ("meshops-md-cp1", "meshops-md-w1", "meshops-md-w2")
 EXTENSION_RULES = {
     "owner": ["-m", "owner", "--uid-owner", "1337", "-j", "RETURN"],
     "multiport": ["-m", "multiport", "--dports", "15020,15021", "-j", "RETURN"],

@@ -6,6 +6,7 @@ One playbook run, three broken nodes and an inventory without two required group
 * ``both-backends``: rules in the legacy and the nft back end at once (in the container's own
   network namespace);
 * ``no-python``: python3 removed, so the check module cannot run there;
+* ``ghost``: an inventory host whose container does not exist (unreachable);
 * the inventory lacks ``istio_controller`` and ``workstations``.
 
 The play must fail once, at the end, with one line per problem naming the host, the check and
@@ -51,11 +52,11 @@ def nodes():
     suffix = uuid.uuid4().hex[:8]
     names = {role: f"meshops-pf-{role}-{suffix}" for role in BREAKAGE}
     try:
-        for name in names.values():
+        for name in list(names.values()):
             _podman("run", "-d", "--name", name, "--privileged", "--network", "none", IMAGE, "sleep", "infinity")
         for role, name in names.items():
             _podman("exec", name, "sh", "-c", BREAKAGE[role])
-        yield names
+        yield {**names, "ghost": f"meshops-pf-ghost-{suffix}"}  # never created
     finally:
         for name in names.values():
             _podman("rm", "-f", "-t", "0", name, check=False)
@@ -75,7 +76,9 @@ def preflight_run(nodes, tmp_path_factory):
                 "k8s_cluster": {
                     "children": {
                         "control_plane": {"hosts": {nodes["no-iptables"]: None}},
-                        "workers": {"hosts": {nodes["both-backends"]: None, nodes["no-python"]: None}},
+                        "workers": {
+                            "hosts": {nodes["both-backends"]: None, nodes["no-python"]: None, nodes["ghost"]: None}
+                        },
                     }
                 }
             },
@@ -128,14 +131,15 @@ def test_play_fails_once_at_the_end(preflight_run):
     # One failed task (the final report, run once), however many hosts and problems.
     headlines = {str(result.get("msg"))[:40] for _, result in preflight_run["failures"]}
     assert len(headlines) == 1, preflight_run["failures"]
-    assert _lines(preflight_run)[0].startswith("Preflight found 10 problem(s); nothing was changed.")
+    assert _lines(preflight_run)[0].startswith("Preflight found 11 problem(s); nothing was changed.")
 
 
 def test_nothing_after_preflight_ran(preflight_run):
     plays = [play["play"]["name"] for play in preflight_run["report"]["plays"]]
     assert "A change that must never happen after a failed preflight" not in plays
-    for name in preflight_run["nodes"].values():
-        assert _podman("exec", name, "test", "-e", MARKER, check=False).returncode == 1
+    for role, name in preflight_run["nodes"].items():
+        if role != "ghost":
+            assert _podman("exec", name, "test", "-e", MARKER, check=False).returncode == 1
 
 
 @pytest.mark.parametrize(
@@ -147,6 +151,7 @@ def test_nothing_after_preflight_ran(preflight_run):
         ("no-iptables", "iptables back end", "apt-get install iptables"),
         ("both-backends", "iptables back ends in use", "update-alternatives --set iptables"),
         ("no-python", "node_preflight_info", "install python3 >= 3.9"),
+        ("ghost", "node_preflight_info", "make the node reachable"),
     ],
 )
 def test_node_problem_names_host_check_and_fix(preflight_run, role, check, fix):

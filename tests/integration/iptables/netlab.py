@@ -6,6 +6,7 @@ clients are small /usr/bin/python3 programs run inside a namespace with ``nsente
 chosen uid/gid, ``setpriv``. Every namespace and process is removed in :meth:`NetLab.close`.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -213,10 +214,8 @@ class NetLab:
         for proc in self.procs:
             proc.kill()
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             for stream in (proc.stdout, proc.stderr):
                 if stream:
                     stream.close()

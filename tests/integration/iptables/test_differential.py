@@ -101,9 +101,8 @@ class SidecarPod:
         verdict = trace["verdict"]
         if label == "peer":
             assert verdict["delivered"] == "sent"
-            assert (
-                verdict["destination"] == f"{packet['dst'] if family == 'ipv4' else '[' + packet['dst'] + ']'}:{port}"
-            )
+            dst = packet["dst"] if family == "ipv4" else f"[{packet['dst']}]"
+            assert verdict["destination"] == f"{dst}:{port}"
         else:
             assert verdict["delivered"] == "local"
             assert verdict["local_port"] == int(port)

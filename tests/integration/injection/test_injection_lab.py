@@ -80,7 +80,7 @@ def test_offline_injection_with_captured_configuration(mesh, tmp_path):
     assert "istio-init" in init_names or "istio-validation" in init_names
     assert result["injection"][0]["injected"] is True
     # Injecting the injected workload changes nothing.
-    again = inject(mesh, **dict(args, definition=yaml.safe_dump(deployment)))
+    again = inject(mesh, **{**args, "definition": yaml.safe_dump(deployment)})
     assert again["resources"] == result["resources"]
 
 
@@ -102,7 +102,7 @@ def test_manifest_apply_four_way_then_sidecars_ready(mesh, namespace):
     assert inject(mesh, check=True, **args)["changed"] is False
     assert inject(mesh, **args)["changed"] is False
     # The live (injected) object fed back: unchanged as well.
-    assert inject(mesh, **dict(args, definition=[live]))["changed"] is False
+    assert inject(mesh, **{**args, "definition": [live]})["changed"] is False
 
     mesh.kubectl("rollout", "status", "deployment/nginx", "-n", namespace, "--timeout=120s")
     result = verify(mesh, checks=["sidecars"], sidecars={"namespaces": [namespace]})

@@ -243,6 +243,14 @@ def _problem(check, detail, fix):
     return {"check": check, "detail": detail, "fix": fix}
 
 
+def _extension_fix(name, error):
+    """Userspace (the xtables library of the extension) or kernel (its module) is missing."""
+    if "Couldn't load" in error or "couldn't load" in error:
+        return f"apt-get install --reinstall iptables (the userspace library libxt_{name}.so is missing)"
+    module = EXTENSION_KERNEL_MODULES[name]
+    return f"modprobe {module} (nft back end: also nft_compat) and persist it in /etc/modules-load.d/"
+
+
 def choose_backend(in_use, default_backend, installed):
     """The back end istio-iptables will write to: the one holding rules, else the default."""
     if len(in_use) == 1:
@@ -348,12 +356,11 @@ def evaluate(observations, min_python_version):
         for name in observations["extensions"]:
             extensions[name] = probes[name]["ok"] if nat_table else False
             if nat_table and not probes[name]["ok"]:
-                module = EXTENSION_KERNEL_MODULES[name]
                 problems.append(
                     _problem(
                         f"iptables extension {name}",
                         f"{backend}: a rule using {name} does not load: {probes[name]['error']}",
-                        f"modprobe {module} (nft back end: also nft_compat) and persist it in /etc/modules-load.d/",
+                        _extension_fix(name, probes[name]["error"]),
                     )
                 )
 

@@ -5,6 +5,8 @@ One playbook run, three broken nodes and an inventory without two required group
 * ``no-iptables``: iptables binaries, nsenter and bash-completion removed;
 * ``both-backends``: rules in the legacy and the nft back end at once (in the container's own
   network namespace);
+* ``no-owner``: the xtables library of the owner match removed, so a rule using it does not load
+  (the kernel side cannot be removed here: no kernel modules directory);
 * ``no-python``: python3 removed, so the check module cannot run there;
 * ``ghost``: an inventory host whose container does not exist (unreachable);
 * the inventory lacks ``istio_controller`` and ``workstations``.
@@ -32,6 +34,7 @@ BREAKAGE = {
     "no-iptables": "rm -f /usr/sbin/iptables* /usr/sbin/ip6tables* /usr/sbin/xtables-* /usr/bin/nsenter "
     "/usr/share/bash-completion/bash_completion",
     "both-backends": "iptables-legacy -t nat -N KUBE-SERVICES && iptables-nft -A INPUT -i lo -j ACCEPT",
+    "no-owner": "rm -f /usr/lib/*/xtables/libxt_owner.so",
     "no-python": "rm -f /usr/bin/python3*",
 }
 
@@ -77,7 +80,12 @@ def preflight_run(nodes, tmp_path_factory):
                     "children": {
                         "control_plane": {"hosts": {nodes["no-iptables"]: None}},
                         "workers": {
-                            "hosts": {nodes["both-backends"]: None, nodes["no-python"]: None, nodes["ghost"]: None}
+                            "hosts": {
+                                nodes["both-backends"]: None,
+                                nodes["no-owner"]: None,
+                                nodes["no-python"]: None,
+                                nodes["ghost"]: None,
+                            }
                         },
                     }
                 }
@@ -131,7 +139,7 @@ def test_play_fails_once_at_the_end(preflight_run):
     # One failed task (the final report, run once), however many hosts and problems.
     headlines = {str(result.get("msg"))[:40] for _, result in preflight_run["failures"]}
     assert len(headlines) == 1, preflight_run["failures"]
-    assert _lines(preflight_run)[0].startswith("Preflight found 11 problem(s); nothing was changed.")
+    assert _lines(preflight_run)[0].startswith("Preflight found 12 problem(s); nothing was changed.")
 
 
 def test_nothing_after_preflight_ran(preflight_run):
@@ -150,6 +158,7 @@ def test_nothing_after_preflight_ran(preflight_run):
         ("no-iptables", "bash-completion", "apt-get install bash-completion"),
         ("no-iptables", "iptables back end", "apt-get install iptables"),
         ("both-backends", "iptables back ends in use", "update-alternatives --set iptables"),
+        ("no-owner", "iptables extension owner", "apt-get install --reinstall iptables"),
         ("no-python", "node_preflight_info", "install python3 >= 3.9"),
         ("ghost", "node_preflight_info", "make the node reachable"),
     ],
@@ -173,7 +182,11 @@ def test_healthy_groups_are_not_reported(preflight_run):
         assert not [line for line in _lines(preflight_run) if f"inventory group {group} " in line]
 
 
-def test_the_conflicting_node_reports_nothing_else(preflight_run):
-    host = preflight_run["nodes"]["both-backends"]
+@pytest.mark.parametrize(
+    ("role", "only_check"),
+    [("both-backends", "iptables back ends in use"), ("no-owner", "iptables extension owner")],
+)
+def test_a_node_with_one_fault_reports_nothing_else(preflight_run, role, only_check):
+    host = preflight_run["nodes"][role]
     checks = [line.split(" | ")[1] for line in _lines(preflight_run) if line.startswith(f"{host} | ")]
-    assert checks == ["iptables back ends in use"], _lines(preflight_run)
+    assert checks == [only_check], _lines(preflight_run)

@@ -3,6 +3,9 @@
     python -m lab.nodes up [--nodes cp1,w1,w2,ws1]   create the network and the nodes (no-op if up)
     python -m lab.nodes down                         remove exactly the nodes and network it made
     python -m lab.nodes status                       print the nodes and their addresses as JSON
+
+Containers are named <prefix><node> (default meshops-lab-cp1, ...) so that several labs (the
+main job's, the end-to-end molecule scenario's) can stand side by side; --lab selects one.
 """
 
 import argparse
@@ -14,12 +17,20 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "localhost/meshops-node:bookworm"
-NETWORK = "meshops-lab"
-# A private subnet of our own for the lab network; the host keeps .1 (the bridge).
-SUBNET = "10.89.77.0/24"
-GATEWAY = "10.89.77.1"
-LABEL = "io.meshops.lab=nodes"
 DEFAULT_NODES = ("cp1", "w1", "w2", "ws1")
+# Each lab gets a private /24 of its own; the host keeps .1 (the bridge).
+LABS = {"meshops-lab": "10.89.77", "meshops-site": "10.89.78"}
+
+
+class Lab:
+    def __init__(self, name):
+        if name not in LABS:
+            raise LabNodesError(f"unknown lab {name!r}: choose one of {', '.join(LABS)}")
+        self.network = name
+        self.prefix = f"{name}-"
+        self.subnet = f"{LABS[name]}.0/24"
+        self.gateway = f"{LABS[name]}.1"
+        self.label = f"io.meshops.lab={name}"
 
 
 class LabNodesError(Exception):
@@ -38,22 +49,23 @@ def _exists(kind, name):
     return _podman(kind, "exists", name, check=False).returncode == 0
 
 
-def up(nodes):
+def up(lab, nodes):
     if _podman("image", "exists", IMAGE, check=False).returncode != 0:
         raise LabNodesError(f"node image {IMAGE} is missing: run scripts/setup.sh node-image")
-    if not _exists("network", NETWORK):
-        _podman("network", "create", "--subnet", SUBNET, "--gateway", GATEWAY, "--label", LABEL, NETWORK)
-    for node in nodes:
-        if _exists("container", node):
+    if not _exists("network", lab.network):
+        _podman("network", "create", "--subnet", lab.subnet, "--gateway", lab.gateway, "--label", lab.label, lab.network)
+    containers = [lab.prefix + node for node in nodes]
+    for node, container in zip(nodes, containers, strict=True):
+        if _exists("container", container):
             continue
         _podman(
-            "run", "-d", "--name", node, "--hostname", node, "--label", LABEL,
-            "--network", NETWORK, "--privileged", "--systemd", "always",
+            "run", "-d", "--name", container, "--hostname", node, "--label", lab.label,
+            "--network", lab.network, "--privileged", "--systemd", "always",
             "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
             IMAGE, "/sbin/init",
         )  # fmt: skip
-    _wait_for_systemd(nodes)
-    return status()
+    _wait_for_systemd(containers)
+    return status(lab)
 
 
 def _wait_for_systemd(nodes, timeout=60):
@@ -70,30 +82,35 @@ def _wait_for_systemd(nodes, timeout=60):
         raise LabNodesError(f"systemd did not reach 'running' within {timeout}s on: {', '.join(sorted(pending))}")
 
 
-def down():
-    names = _podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}").stdout.split()
+def _containers(lab):
+    return _podman("ps", "-a", "--filter", f"label={lab.label}", "--format", "{{.Names}}").stdout.split()
+
+
+def down(lab):
+    names = _containers(lab)
     if names:
         _podman("rm", "-f", "-t", "2", *names)
-    if _exists("network", NETWORK):
-        _podman("network", "rm", NETWORK)
+    if _exists("network", lab.network):
+        _podman("network", "rm", lab.network)
     return names
 
 
-def status():
-    names = _podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}").stdout.split()
+def status(lab):
     nodes = {}
-    for name in sorted(names):
+    for name in sorted(_containers(lab)):
         info = json.loads(_podman("inspect", name).stdout)[0]
         networks = info["NetworkSettings"].get("Networks") or {}
-        nodes[name] = {
+        nodes[name.removeprefix(lab.prefix)] = {
+            "container": name,
             "state": info["State"]["Status"],
-            "address": (networks.get(NETWORK) or {}).get("IPAddress"),
+            "address": (networks.get(lab.network) or {}).get("IPAddress"),
         }
-    return {"network": NETWORK, "gateway": GATEWAY, "nodes": nodes}
+    return {"network": lab.network, "gateway": lab.gateway, "nodes": nodes}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lab.nodes", description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", default="meshops-lab", help=f"which lab ({', '.join(LABS)})")
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up")
     up_parser.add_argument("--nodes", default=",".join(DEFAULT_NODES))
@@ -101,12 +118,13 @@ def main(argv=None):
     sub.add_parser("status")
     args = parser.parse_args(argv)
     try:
+        lab = Lab(args.lab)
         if args.command == "up":
-            print(json.dumps(up([n for n in args.nodes.split(",") if n]), indent=2))
+            print(json.dumps(up(lab, [n for n in args.nodes.split(",") if n]), indent=2))
         elif args.command == "down":
-            print(json.dumps({"removed": down()}))
+            print(json.dumps({"removed": down(lab)}))
         else:
-            print(json.dumps(status(), indent=2))
+            print(json.dumps(status(lab), indent=2))
     except LabNodesError as error:
         print(f"lab.nodes: {error}", file=sys.stderr)
         return 1

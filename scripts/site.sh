@@ -29,26 +29,16 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 
-# The lab: node containers, the Kubernetes control plane (real binaries, listening on the lab
-# network's bridge address so that cp1 reaches it), the kubeconfig inside cp1, sidecar pods
-# inside the workers for the audit, and the release bundle istioctl installs from.
-LAB_STATE="$MESHOPS_HOME/lab/site-state"
-python -m lab.nodes up >/dev/null
-gateway="$(python -m lab.nodes status | python -c 'import json, sys; print(json.load(sys.stdin)["gateway"])')"
-lab/labctl up --state-dir "$LAB_STATE" --bind-address "$gateway" --inventory inventories/lab/hosts.yml
-eval "$(lab/labctl env --state-dir "$LAB_STATE")"
-ansible-playbook -i inventories/lab/hosts.yml lab/playbooks/prepare.yml \
-  -e "lab_kubeconfig=$(lab/labctl kubeconfig --state-dir "$LAB_STATE" --for-address "$gateway")"
+# The lab (lab/stack.py): node containers, the Kubernetes control plane built from Go modules
+# (listening on the lab network's bridge address so that cp1 reaches it), the release bundle
+# istioctl installs from; then the kubeconfig inside cp1 and sidecar pods in the nodes.
+python -m lab.stack up --lab meshops-lab
+ansible-playbook -i inventories/lab/hosts.yml lab/playbooks/prepare.yml
 
 report_dir="$REPO_ROOT/reports/network-audit"
-ansible-playbook -i inventories/lab/hosts.yml site.yml \
-  -e "istioctl_version=$LAB_ISTIO_VERSION" \
-  -e "istioctl_archive_src=$LAB_BUNDLE_ARCHIVE" \
-  -e "network_audit_report_dir=$report_dir" \
-  "$@"
+ansible-playbook -i inventories/lab/hosts.yml site.yml -e "network_audit_report_dir=$report_dir" "$@"
 
 echo
-echo "Lab: $(lab/labctl status --state-dir "$LAB_STATE" >/dev/null && echo up) - stop it with:"
-echo "  lab/labctl down --state-dir $LAB_STATE && python -m lab.nodes down"
+echo "The lab is still up; stop it with: $VENV/bin/python -m lab.stack down --lab meshops-lab"
 echo "Network audit reports: $report_dir"
 ls -1 "$report_dir" 2>/dev/null | sed 's/^/  /'

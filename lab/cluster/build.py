@@ -161,7 +161,9 @@ class Component:
         mod = self.gomod()
         version = mod.requires.get(self.module)
         if not version:
-            raise LabError(f"{self.go_dir / 'go.mod'} has no `require {self.module} <version>` line", component=self.name)
+            raise LabError(
+                f"{self.go_dir / 'go.mod'} has no `require {self.module} <version>` line", component=self.name
+            )
         return version
 
 
@@ -307,7 +309,9 @@ def _load(comp: Component, version: str, directory: Path, info: dict) -> Build |
     bins = {b: directory / b for b in comp.binaries}
     if not all(p.is_file() and os.access(p, os.X_OK) for p in bins.values()):
         return None
-    return Build(comp.name, comp.module, version, directory, bins, None, json.loads(meta.read_text()) | {"Dir": info["Dir"]})
+    return Build(
+        comp.name, comp.module, version, directory, bins, None, json.loads(meta.read_text()) | {"Dir": info["Dir"]}
+    )
 
 
 @contextlib.contextmanager
@@ -327,13 +331,18 @@ def classify_go_failure(output: str) -> str:
     """One line saying why a go command failed, from its output."""
     text = output or ""
     checks = [
-        (r"(404 Not Found|410 Gone|unknown revision|invalid version|no matching versions|not found: )",
-         "module not served by the Go module proxy (or unknown version)"),
+        (
+            r"(404 Not Found|410 Gone|unknown revision|invalid version|no matching versions|not found: )",
+            "module not served by the Go module proxy (or unknown version)",
+        ),
         (r"checksum mismatch|SECURITY ERROR", "go.sum checksum mismatch"),
         (r"signal: killed|cannot allocate memory", "the compiler was killed (out of memory?)"),
         (r"no space left on device", "no space left on device"),
         (r"dial tcp|connection refused|i/o timeout|TLS handshake timeout", "the Go module proxy could not be reached"),
-        (r"missing go.sum entry|updates to go.mod needed", "go.mod/go.sum out of date (run `go mod tidy` in the component dir)"),
+        (
+            r"missing go.sum entry|updates to go.mod needed",
+            "go.mod/go.sum out of date (run `go mod tidy` in the component dir)",
+        ),
         (r"\.go:\d+:\d+: ", "compile error"),
         (r"requires go >= |go: downloading go\d", "needs a newer Go toolchain than the one installed"),
     ]
@@ -385,7 +394,8 @@ def build(name: str, *, force: bool = False, jobs: int | None = None, echo: bool
             cause = classify_go_failure(output) if proc.returncode else f"no binary produced for {missing}"
             tail = "\n".join(output.splitlines()[-15:])
             raise LabError(
-                f"building {what} from {comp.module}@{version} failed after {seconds:.0f}s: {cause} (full log: {log_path})",
+                f"building {what} from {comp.module}@{version} failed after {seconds:.0f}s: {cause} "
+                f"(full log: {log_path})",
                 component=what,
                 log_tail=tail,
             )
@@ -412,7 +422,9 @@ def build(name: str, *, force: bool = False, jobs: int | None = None, echo: bool
         return result
 
 
-def build_all(names: list[str] | None = None, *, force: bool = False, jobs: int | None = None, echo: bool = True) -> dict[str, Build]:
+def build_all(
+    names: list[str] | None = None, *, force: bool = False, jobs: int | None = None, echo: bool = True
+) -> dict[str, Build]:
     return {n: build(n, force=force, jobs=jobs, echo=echo) for n in (names or BUILD_ORDER)}
 
 

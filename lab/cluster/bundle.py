@@ -111,7 +111,9 @@ def make_bundle(force: bool = False, echo: bool = True) -> Bundle:
     done = directory / ".complete"
     if done.is_file() and not force:
         archive = directory / archive_name
-        return Bundle(version, directory, directory / name, archive, (directory / f"{archive_name}.sha256").read_text().split()[0])
+        return Bundle(
+            version, directory, directory / name, archive, (directory / f"{archive_name}.sha256").read_text().split()[0]
+        )
 
     tmp = directory.with_name(f".tmp-{directory.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"name[:role][@address],... (default {DEFAULT_NODES}; without roles the first is the control plane)",
     )
-    u.add_argument("--inventory", type=Path, default=None, help="take node names from an inventory's control_plane/workers groups")
+    u.add_argument(
+        "--inventory", type=Path, default=None, help="take node names from an inventory's control_plane/workers groups"
+    )
     u.add_argument("--bind-address", default="127.0.0.1", help="address the API server listens on (default 127.0.0.1)")
     u.add_argument("--apiserver-port", type=int, default=0, help="API server port (default 0: a free port)")
     u.add_argument("--extra-san", action="append", default=[], help="extra IP/DNS name for the API server certificate")
@@ -63,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     bu.add_argument("--force", action="store_true")
     bu.add_argument("--json", action="store_true")
 
-    sub.add_parser("env", parents=[common], help="print shell exports for the lab (eval \"$(lab/labctl env)\")")
+    sub.add_parser("env", parents=[common], help='print shell exports for the lab (eval "$(lab/labctl env)")')
     return p
 
 
@@ -93,11 +95,22 @@ def _run(args) -> int:
         builds = {n: labbuild.build(n, force=args.force, jobs=args.jobs) for n in names}
         bindir = labbuild.bin_set(labbuild.build_all(echo=False)) if set(names) == set(labbuild.BUILD_ORDER) else None
         if args.json:
-            print(json.dumps({
-                n: {"version": b.version, "directory": str(b.directory), "cached": b.cached,
-                    "seconds": b.seconds, "binaries": {k: str(v) for k, v in b.binaries.items()}}
-                for n, b in builds.items()
-            } | ({"bin_dir": str(bindir)} if bindir else {}), indent=2))
+            print(
+                json.dumps(
+                    {
+                        n: {
+                            "version": b.version,
+                            "directory": str(b.directory),
+                            "cached": b.cached,
+                            "seconds": b.seconds,
+                            "binaries": {k: str(v) for k, v in b.binaries.items()},
+                        }
+                        for n, b in builds.items()
+                    }
+                    | ({"bin_dir": str(bindir)} if bindir else {}),
+                    indent=2,
+                )
+            )
         else:
             for n, b in builds.items():
                 how = "cached" if b.cached else f"built in {b.seconds:.0f}s"
@@ -149,7 +162,7 @@ def _run(args) -> int:
         b = make_bundle()
         lines = [
             f"export LAB_BIN_DIR={shlex.quote(str(bindir))}",
-            f"export PATH={shlex.quote(str(bindir))}:\"$PATH\"",
+            f'export PATH={shlex.quote(str(bindir))}:"$PATH"',
             f"export LAB_ISTIO_VERSION={shlex.quote(b.version)}",
             f"export LAB_BUNDLE_DIR={shlex.quote(str(b.directory))}",
             f"export LAB_BUNDLE_ARCHIVE={shlex.quote(str(b.archive))}",

@@ -351,8 +351,13 @@ class Lab:
 
         # certificates
         ip_sans = ["127.0.0.1", bind, FIRST_SERVICE_IP] + [s for s in extra_sans if _is_ip(s)]
-        dns_sans = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                    "kubernetes.default.svc.cluster.local"] + [s for s in extra_sans if not _is_ip(s)]
+        dns_sans = [
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ] + [s for s in extra_sans if not _is_ip(s)]
         cert = pki.generate(sd / "pki", ip_sans=ip_sans, dns_sans=dns_sans)
         server = f"https://{_hostport(bind, api_port)}"
         kc = {}
@@ -368,17 +373,28 @@ class Lab:
         etcd = procs.start(
             "etcd",
             [
-                bins["etcd"], "--name=lab", f"--data-dir={sd / 'etcd'}",
-                f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=lab={peer_url}", "--initial-cluster-state=new",
-                "--log-level=warn", "--unsafe-no-fsync=true", "--quota-backend-bytes=2147483648",
+                bins["etcd"],
+                "--name=lab",
+                f"--data-dir={sd / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=lab={peer_url}",
+                "--initial-cluster-state=new",
+                "--log-level=warn",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=2147483648",
             ],
             logs / "etcd.log",
         )
         record(etcd)
-        _wait(lambda: _http_get_ok("127.0.0.1", ports["etcd_client"], "/health", b'"health":"true"'),
-              etcd, deadline, "etcd /health")
+        _wait(
+            lambda: _http_get_ok("127.0.0.1", ports["etcd_client"], "/health", b'"health":"true"'),
+            etcd,
+            deadline,
+            "etcd /health",
+        )
 
         # kube-apiserver
         self._say(f"starting kube-apiserver on {server}")
@@ -388,10 +404,13 @@ class Lab:
             [
                 bins["kube-apiserver"],
                 f"--etcd-servers={etcd_url}",
-                f"--bind-address={bind}", f"--secure-port={api_port}", f"--advertise-address={bind}",
+                f"--bind-address={bind}",
+                f"--secure-port={api_port}",
+                f"--advertise-address={bind}",
                 # a loopback address cannot be an Endpoints address: no reconciler then
                 *(["--endpoint-reconciler-type=none"] if loopback else []),
-                f"--tls-cert-file={cert.cert('apiserver')}", f"--tls-private-key-file={cert.key('apiserver')}",
+                f"--tls-cert-file={cert.cert('apiserver')}",
+                f"--tls-private-key-file={cert.key('apiserver')}",
                 f"--client-ca-file={cert.ca}",
                 f"--service-account-key-file={cert.sa_pub}",
                 f"--service-account-signing-key-file={cert.sa_key}",
@@ -417,10 +436,12 @@ class Lab:
                 f"--kubeconfig={kc['controller-manager']}",
                 f"--authentication-kubeconfig={kc['controller-manager']}",
                 f"--authorization-kubeconfig={kc['controller-manager']}",
-                "--bind-address=127.0.0.1", f"--secure-port={ports['controller_manager']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['controller_manager']}",
                 f"--root-ca-file={cert.ca}",
                 f"--service-account-private-key-file={cert.sa_key}",
-                f"--cluster-signing-cert-file={cert.ca}", f"--cluster-signing-key-file={cert.key('ca')}",
+                f"--cluster-signing-cert-file={cert.ca}",
+                f"--cluster-signing-key-file={cert.key('ca')}",
                 "--use-service-account-credentials=true",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--leader-elect=false",
@@ -437,7 +458,8 @@ class Lab:
                 f"--kubeconfig={kc['scheduler']}",
                 f"--authentication-kubeconfig={kc['scheduler']}",
                 f"--authorization-kubeconfig={kc['scheduler']}",
-                "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
                 "--leader-elect=false",
                 "--v=1",
             ],
@@ -461,10 +483,18 @@ class Lab:
             logs / "kwok.log",
         )
         record(kwok)
-        _wait(lambda: _https_get_ok("127.0.0.1", ports["controller_manager"], "/healthz"), cm, deadline,
-              "kube-controller-manager /healthz")
-        _wait(lambda: _https_get_ok("127.0.0.1", ports["scheduler"], "/healthz"), sched, deadline,
-              "kube-scheduler /healthz")
+        _wait(
+            lambda: _https_get_ok("127.0.0.1", ports["controller_manager"], "/healthz"),
+            cm,
+            deadline,
+            "kube-controller-manager /healthz",
+        )
+        _wait(
+            lambda: _https_get_ok("127.0.0.1", ports["scheduler"], "/healthz"),
+            sched,
+            deadline,
+            "kube-scheduler /healthz",
+        )
         _wait(lambda: _http_get_ok("127.0.0.1", ports["kwok"], "/healthz", b"ok"), kwok, deadline, "kwok /healthz")
 
         # nodes
@@ -485,8 +515,13 @@ class Lab:
 
         _wait(nodes_ready, kwok, deadline, "nodes Ready (set by kwok)", others=started)
         # the service-account controller is what lets pods be created in a namespace
-        _wait(lambda: admin.exists("/api/v1/namespaces/default/serviceaccounts/default"), cm, deadline,
-              "default ServiceAccount (kube-controller-manager)", others=started)
+        _wait(
+            lambda: admin.exists("/api/v1/namespaces/default/serviceaccounts/default"),
+            cm,
+            deadline,
+            "default ServiceAccount (kube-controller-manager)",
+            others=started,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,8 +560,12 @@ def node_manifest(n: NodeSpec, index: int, kube_version: str) -> dict:
     status: dict = {
         "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
         "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-        "nodeInfo": {"kubeletVersion": kube_version, "operatingSystem": "linux", "architecture": "amd64",
-                     "containerRuntimeVersion": "kwok://simulated"},
+        "nodeInfo": {
+            "kubeletVersion": kube_version,
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "containerRuntimeVersion": "kwok://simulated",
+        },
     }
     if n.address:
         status["addresses"] = [{"type": "InternalIP", "address": n.address}, {"type": "Hostname", "address": n.name}]
@@ -568,11 +607,21 @@ def _write_kubeconfig(path: Path, server: str, cert: pki.Pki, ident: str) -> Non
     conf = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CLUSTER_NAME, "cluster": {"server": server, "certificate-authority-data": _b64(cert.ca)}}],
-        "users": [{"name": f"{CLUSTER_NAME}-{ident}", "user": {
-            "client-certificate-data": _b64(cert.cert(ident)), "client-key-data": _b64(cert.key(ident))}}],
-        "contexts": [{"name": CLUSTER_NAME if ident == "admin" else f"{CLUSTER_NAME}-{ident}",
-                      "context": {"cluster": CLUSTER_NAME, "user": f"{CLUSTER_NAME}-{ident}"}}],
+        "clusters": [
+            {"name": CLUSTER_NAME, "cluster": {"server": server, "certificate-authority-data": _b64(cert.ca)}}
+        ],
+        "users": [
+            {
+                "name": f"{CLUSTER_NAME}-{ident}",
+                "user": {"client-certificate-data": _b64(cert.cert(ident)), "client-key-data": _b64(cert.key(ident))},
+            }
+        ],
+        "contexts": [
+            {
+                "name": CLUSTER_NAME if ident == "admin" else f"{CLUSTER_NAME}-{ident}",
+                "context": {"cluster": CLUSTER_NAME, "user": f"{CLUSTER_NAME}-{ident}"},
+            }
+        ],
         "preferences": {},
     }
     conf["current-context"] = conf["contexts"][0]["name"]

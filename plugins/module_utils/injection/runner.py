@@ -228,20 +228,27 @@ class InjectionRunner:
         before_docs, after_docs = [], []
         changed = False
         if params["apply"]:
+            # Read and predict everything first (server-side dry run), then act: a problem with
+            # any object stops the task before the first change.
+            plan = []
             for obj in injected:
                 meta = obj.get("metadata") or {}
                 resource = self.client.resource(obj["apiVersion"], obj["kind"])
+                if resource.namespaced and not meta.get("namespace"):
+                    raise InjectionError(f"{object_name(obj)} has no namespace: set namespace (or metadata.namespace)")
                 live = self.client.get(
                     obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace") if resource.namespaced else None
                 )
-                predicted = self.client.apply(obj, dry_run=True)
-                live_n, predicted_n = manifest_mode.normalise(live), manifest_mode.normalise(predicted)
+                live_n = manifest_mode.normalise(live)
+                predicted_n = manifest_mode.normalise(self.client.apply(obj, dry_run=True))
                 if live is None:
                     action = "created"
                 elif live_n != predicted_n:
                     action = "configured"
                 else:
                     action = "unchanged"
+                plan.append((obj, action, live_n, predicted_n))
+            for obj, action, live_n, predicted_n in plan:
                 if action != "unchanged":
                     changed = True
                     before_docs.append(live_n)

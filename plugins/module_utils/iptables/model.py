@@ -33,14 +33,16 @@ class Rule:
 
     __slots__ = (
         "_compiled",
+        "_lazy",
+        "_line",
+        "_matches",
+        "_spec",
         "bytes",
         "chain",
         "goto",
         "line",
-        "matches",
         "number",
         "packets",
-        "spec",
         "table",
         "target",
         "target_options",
@@ -63,8 +65,10 @@ class Rule:
         self.table = table
         self.chain = chain
         self.number = number
-        self.spec = spec
-        self.matches = matches
+        self._spec = spec
+        self._line = None  # the "-A CHAIN ..." line, when spec is derived from it on first use
+        self._matches = matches
+        self._lazy = None  # (match tokens, source): parsed on first use of .matches
         self.target = target
         self.target_options = target_options
         self.goto = goto
@@ -72,6 +76,26 @@ class Rule:
         self.bytes = bytes_
         self.line = line
         self._compiled = None
+
+    # Set by the parser module: parses match tokens, raising ParseError with source and line.
+    lazy_parser = None
+
+    @property
+    def matches(self):
+        matches = self._matches
+        if matches is None:
+            tokens, source = self._lazy
+            matches = self._matches = Rule.lazy_parser(tokens, source, self.line, self.text)
+            self._lazy = None
+        return matches
+
+    @property
+    def spec(self):
+        spec = self._spec
+        if spec is None:
+            parts = self._line.split(None, 2)
+            spec = self._spec = parts[2] if len(parts) > 2 else ""
+        return spec
 
     @property
     def text(self):
@@ -175,6 +199,12 @@ class Ruleset:
                 if chain.rules or (chain.policy not in (None, "ACCEPT")) or not chain.builtin:
                     return False
         return True
+
+    def validate(self):
+        """Parse every rule's matches now (they are parsed on first use): raises ParseError."""
+        for rule in self.iter_rules():
+            _ = rule.matches
+        return self
 
     def iter_rules(self):
         for table in self.tables.values():

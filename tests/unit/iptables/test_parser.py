@@ -124,9 +124,14 @@ BAD = load_yaml("bad_dumps.yml")
 
 @pytest.mark.parametrize("case", BAD, ids=[c["name"] for c in BAD])
 def test_bad_input_names_source_and_line(case):
+    # Structural errors fail at once; a malformed match fails when its rule is first used
+    # (validate() uses every rule); lazy=False checks every rule while parsing.
     with pytest.raises(ParseError) as info:
-        parse_dump(case["text"], source="dump.txt")
+        parse_dump(case["text"], source="dump.txt").validate()
     error = info.value
+    with pytest.raises(ParseError) as eager:
+        parse_dump(case["text"], source="dump.txt", lazy=False)
+    assert str(eager.value) == str(error)
     assert error.source == "dump.txt"
     assert error.line == case["line"]
     assert case["message"] in str(error)

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Benchmarks of the iptables engine (plugins/module_utils/iptables). Prints figures; asserts nothing.
+
+    python benchmarks/iptables_engine.py           # 1k, 10k, 100k rules; namespace comparison at 10k and 100k
+    python benchmarks/iptables_engine.py --quick   # 1k and 10k rules; namespace comparison at 1k (smoke run)
+
+Figures (targets from issue 3):
+* parse rate of kube-proxy node rulesets (services with 3 endpoints) and of sidecar rulesets,
+  target >= 200k rules/s;
+* one NodePort trace through the largest ruleset after parsing, cold (first trace: chain index
+  built, rules compiled) and warm, target <= 5 ms;
+* read + parse + audit of a real network namespace (iptables-nft-save run by the engine) against
+  iptables-nft-save alone on the same namespace, target <= 2x. Needs root; skipped otherwise.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+import conftest  # noqa: F401 - installs Ansible's collection finder for ansible_collections.meshops.istio
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import (
+    istio_capture_rules,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import (
+    kube_proxy_rules,
+    rule_count,
+    synthetic_services,
+)
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import read_rules
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
+
+NODE_IP = "10.203.0.2"
+
+
+def services_for(target_rules, endpoints=3):
+    low, high = 1, max(2, target_rules)
+    while low < high:  # smallest service count reaching the target
+        mid = (low + high) // 2
+        if rule_count(synthetic_services(mid, endpoints)) >= target_rules:
+            high = mid
+        else:
+            low = mid + 1
+    return synthetic_services(low, endpoints)
+
+
+def best_of(func, repeat, clock=time.perf_counter):
+    times = []
+    result = None
+    for _ in range(repeat):
+        start = clock()
+        result = func()
+        times.append(clock() - start)
+    return min(times), statistics.median(times), result
+
+
+def bench_parse(sizes):
+    print("== parse (kube-proxy node rulesets, 3 endpoints per service; CPU time of this process)")
+    rulesets = {}
+    for size in sizes:
+        services = services_for(size)
+        text = kube_proxy_rules(services)
+        repeat = 5 if size <= 10_000 else 3
+        best, median, ruleset = best_of(
+            lambda text=text: parse_dump(text, source="bench", family="ipv4"), repeat, time.process_time
+        )
+        count = ruleset.rule_count()
+        print(
+            f"  {count:>7} rules ({len(services)} services): best {best * 1000:8.1f} ms  "
+            f"median {median * 1000:8.1f} ms  -> {count / best:>9,.0f} rules/s (target >= 200,000)"
+        )
+        eager, _median, full = best_of(
+            lambda text=text: parse_dump(text, source="bench", family="ipv4", lazy=False), 2, time.process_time
+        )
+        print(
+            f"  {'':>7} eager (every match parsed and checked now): {eager * 1000:8.1f} ms -> "
+            f"{full.rule_count() / eager:>9,.0f} rules/s"
+        )
+        rulesets[size] = (services, ruleset, text)
+    sidecar = istio_capture_rules(dns_capture=True, exclude_outbound_ports=[3306])
+    per = parse_dump(sidecar).rule_count()
+    best, _median, _r = best_of(lambda: [parse_dump(sidecar, family="ipv4") for _ in range(500)], 3, time.process_time)
+    print(
+        f"  sidecar ruleset ({per} rules) x500: {best * 1000:.1f} ms -> {per * 500 / best:,.0f} rules/s, "
+        f"{best / 500 * 1e6:.0f} us per sidecar dump"
+    )
+    return rulesets
+
+
+def bench_trace(services, ruleset):
+    node_port = next(s["node_port"] for s in reversed(services) if s.get("node_port"))
+    packet = {
+        "name": "nodeport",
+        "hook": "prerouting",
+        "protocol": "tcp",
+        "src": "192.0.2.50",
+        "dst": NODE_IP,
+        "dport": node_port,
+        "in_interface": "eth0",
+    }
+    tracer = Tracer(ruleset, local_addresses=[NODE_IP])
+    start = time.perf_counter()
+    first = tracer.trace(packet)
+    cold = time.perf_counter() - start
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        tracer.trace(packet)
+        times.append(time.perf_counter() - start)
+    print(
+        f"== one NodePort trace through {ruleset.rule_count()} rules (port {node_port}, "
+        f"{len(first['branches'])} branches)"
+    )
+    print(f"  cold (builds the KUBE-SERVICES/KUBE-NODEPORTS index): {cold * 1000:.2f} ms")
+    print(f"  warm: median {statistics.median(times) * 1000:.3f} ms, max {max(times) * 1000:.3f} ms (target <= 5 ms)")
+    cluster = services[len(services) // 2]
+    packet = {
+        "name": "clusterip",
+        "hook": "prerouting",
+        "src": "10.244.0.9",
+        "dst": cluster["cluster_ip"],
+        "dport": cluster["port"],
+        "in_interface": "cni0",
+    }
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        tracer.trace(packet)
+        times.append(time.perf_counter() - start)
+    print(f"  ClusterIP trace, warm: median {statistics.median(times) * 1000:.3f} ms")
+
+
+def _run(argv, input_text=None):
+    return subprocess.run(
+        argv, input=input_text, capture_output=True, text=True, check=True, env=dict(os.environ, LANG="C", LC_ALL="C")
+    )
+
+
+def bench_namespace(size, text, repeat):
+    if os.geteuid() != 0 or not shutil.which("iptables-nft-save") or not shutil.which("nsenter"):
+        print(f"== namespace read at {size}: skipped (needs root, iptables-nft and nsenter)")
+        return
+    ns = f"mo-bench-{uuid.uuid4().hex[:6]}"
+    _run(["ip", "netns", "add", ns])
+    try:
+        start = time.perf_counter()
+        _run(["nsenter", f"--net=/run/netns/{ns}", "--", "iptables-nft-restore"], input_text=text)
+        load = time.perf_counter() - start
+        save_argv = ["nsenter", f"--net=/run/netns/{ns}", "--", shutil.which("iptables-nft-save"), "-c"]
+        save_best, save_median, _out = best_of(lambda: _run(save_argv), repeat)
+
+        def engine():
+            read = read_rules(netns=ns, backend="nft", families=("ipv4",), local_addresses=False)
+            return audit(read.rulesets["ipv4"], local_addresses=[NODE_IP])
+
+        eng_best, eng_median, result = best_of(engine, repeat)
+
+        def engine_auto():
+            read = read_rules(netns=ns)
+            return audit(read.rulesets["ipv4"], local_addresses=read.local_addresses)
+
+        auto_best, _auto_median, _r = best_of(engine_auto, repeat)
+        rules = sum(len(s["endpoints"]) for s in result["kube_proxy"] or [])
+        print(
+            f"== real namespace with {size} rules (iptables-nft-restore took {load:.2f} s; "
+            f"{len(result['kube_proxy'])} services, {rules} endpoints found by the audit)"
+        )
+        print(f"  iptables-nft-save -c alone: best {save_best * 1000:.1f} ms, median {save_median * 1000:.1f} ms")
+        print(
+            f"  engine read+parse+audit (nft, IPv4): best {eng_best * 1000:.1f} ms, median {eng_median * 1000:.1f} ms"
+            f" -> ratio {eng_best / save_best:.2f}x (target <= 2x)"
+        )
+        print(
+            f"  engine with backend=auto (nft+legacy, IPv4+IPv6, ip address): best {auto_best * 1000:.1f} ms "
+            f"-> ratio {auto_best / save_best:.2f}x"
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run, a few seconds)")
+    args = parser.parse_args(argv)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures are noisy when it is high)")
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    rulesets = bench_parse(sizes)
+    services, ruleset, _text = rulesets[sizes[-1]]
+    bench_trace(services, ruleset)
+    for size in [1_000] if args.quick else [10_000, 100_000]:
+        bench_namespace(size, rulesets[size][2], 3 if size < 100_000 else 2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
 # Build the Debian bookworm systemd node image used by molecule (localhost/meshops-node:bookworm)
 # with mmdebstrap piped into `podman import`. The image is rebuilt only when it is missing or
-# when its recipe (recipe.env next to this script, and this script) changed: the recipe hash
-# is stored in the image label io.meshops.recipe-sha256.
+# when its recipe (recipe.env next to this script) changed: the sha256 of the recipe is stored
+# in the image label io.meshops.recipe-sha256.
 #
-# Usage: lab/nodeimage/build.sh [--force] [--print-hash]
+# Usage: lab/nodeimage/build.sh [--force | --print-hash | --print-mirror]
 # Environment:
 #   MESHOPS_NODE_IMAGE   image name (default localhost/meshops-node:bookworm)
 #   MESHOPS_NODE_MIRROR  Debian mirror URI (default: the one in /etc/apt/sources.list or
 #                        /etc/apt/sources.list.d/*.sources that serves the recipe's suite)
+#   MESHOPS_APT_ETC      where to read those apt sources (default /etc/apt)
+#   MESHOPS_NODE_RECIPE  recipe file (default recipe.env next to this script)
 #   CONTAINERS_CONF      podman configuration (default lab/podman/containers.conf)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd)"
-RECIPE="$HERE/recipe.env"
+RECIPE="${MESHOPS_NODE_RECIPE:-$HERE/recipe.env}"
+APT_ETC="${MESHOPS_APT_ETC:-/etc/apt}"
 IMAGE="${MESHOPS_NODE_IMAGE:-localhost/meshops-node:bookworm}"
 LABEL="io.meshops.recipe-sha256"
 CACHE_DIR="/root/.cache/meshops-istio"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$REPO_ROOT/lab/podman/containers.conf}"
 
 force=0
-print_hash=0
+print=""
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
-    --print-hash) print_hash=1 ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build.sh: unknown argument '$arg' (use --force, --print-hash or --help)" >&2; exit 2 ;;
+    --print-hash) print=hash ;;
+    --print-mirror) print=mirror ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build.sh: unknown argument '$arg' (use --force, --print-hash, --print-mirror or --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -35,33 +39,28 @@ log() { printf 'nodeimage: %s\n' "$*" >&2; }
 
 # shellcheck source=recipe.env
 . "$RECIPE"
-recipe_hash="$(cat "$RECIPE" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
-if [ "$print_hash" = 1 ]; then
+recipe_hash="$(sha256sum < "$RECIPE" | cut -d' ' -f1)"
+if [ "$print" = hash ]; then
   echo "$recipe_hash"
   exit 0
 fi
 
-for tool in podman mmdebstrap; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    log "$tool is not installed; fix: apt-get install podman runc mmdebstrap (see bindep.txt)"
-    exit 1
-  fi
-done
-
 # Find the Debian mirror that serves $NODE_IMAGE_SUITE in the host's apt configuration, one-line
-# format first, then deb822 .sources files. Nothing is hard-coded here.
+# format first (sources.list, sources.list.d/*.list), then deb822 .sources files. Nothing is
+# hard-coded here.
 find_mirror() {
   local suite="$1" f
-  if [ -r /etc/apt/sources.list ]; then
+  for f in "$APT_ETC/sources.list" "$APT_ETC"/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
     # deb [options] URI suite components...
     awk -v suite="$suite" '
       $1 == "deb" {
         i = 2
         if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
         if ($(i + 1) == suite) { print $i; exit }
-      }' /etc/apt/sources.list
-  fi
-  for f in /etc/apt/sources.list.d/*.sources; do
+      }' "$f"
+  done
+  for f in "$APT_ETC"/sources.list.d/*.sources; do
     [ -r "$f" ] || continue
     # deb822 stanzas separated by blank lines; keys are case-insensitive.
     awk -v suite="$suite" '
@@ -85,6 +84,18 @@ find_mirror() {
   done
 }
 
+if [ "$print" = mirror ]; then
+  find_mirror "$NODE_IMAGE_SUITE" | head -n1
+  exit 0
+fi
+
+for tool in podman mmdebstrap; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    log "$tool is not installed; fix: apt-get install podman runc mmdebstrap (see bindep.txt)"
+    exit 1
+  fi
+done
+
 mkdir -p "$CACHE_DIR"
 exec 9>"$CACHE_DIR/nodeimage.lock"
 flock 9  # one build at a time (set-up script and molecule may both ask for the image)
@@ -100,7 +111,7 @@ fi
 
 mirror="${MESHOPS_NODE_MIRROR:-$(find_mirror "$NODE_IMAGE_SUITE" | head -n1)}"
 if [ -z "$mirror" ]; then
-  log "no apt source for suite '$NODE_IMAGE_SUITE' in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources;"
+  log "no apt source for suite '$NODE_IMAGE_SUITE' in $APT_ETC/sources.list or $APT_ETC/sources.list.d/;"
   log "fix: set MESHOPS_NODE_MIRROR to a Debian mirror URI"
   exit 1
 fi
@@ -114,14 +125,14 @@ else
 fi
 
 packages="$(printf '%s\n' $NODE_IMAGE_PACKAGES | paste -sd, -)"
+hooks=()
+for hook in "${NODE_IMAGE_CUSTOMIZE_HOOKS[@]}"; do
+  hooks+=(--customize-hook="$hook")
+done
 start=$SECONDS
-# The customize hook gives every container its own machine-id (systemd creates it at boot)
-# and keeps the first boot quiet; the image stays a plain Debian system otherwise.
-mmdebstrap --quiet --variant="$NODE_IMAGE_VARIANT" --include="$packages" \
-  --customize-hook='rm -f "$1/etc/machine-id" "$1/var/lib/dbus/machine-id"; : > "$1/etc/machine-id"' \
-  --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-remount-fs.service >/dev/null 2>&1 || true' \
+mmdebstrap --quiet --variant="$NODE_IMAGE_VARIANT" --include="$packages" "${hooks[@]}" \
   "$NODE_IMAGE_SUITE" - "$mirror" \
-  | podman import \
+  | podman import --quiet \
       --change 'CMD=["/sbin/init"]' \
       --change "LABEL=$LABEL=$recipe_hash" \
       --change "LABEL=io.meshops.suite=$NODE_IMAGE_SUITE" \

@@ -17,12 +17,13 @@ description:
     environment (C(POD_NAME), C(POD_NAMESPACE)) or its Envoy bootstrap node id, else as
     "pod with IP x in netns inode y".
   - Records, per namespace, its addresses and its listening TCP sockets with the owning process
-    (read from C(/proc/PID/net/tcp) and C(tcp6), no C(netstat) needed).
+    (asked from inside the namespace with netlink sock_diag, as C(ss -ltn) does, or read from
+    C(/proc/PID/net/tcp) and C(tcp6); no C(netstat) needed).
   - Dumps, with counters, the iptables rules of every sidecar namespace and of the node for each
     of O(backends) (C(iptables-nft-save -c), C(iptables-legacy-save -c)), and returns the raw text
     in RV(dumps).
-  - Judges the rules with the collection's iptables engine (the logic of
-    M(meshops.istio.sidecar_iptables_audit) and M(meshops.istio.iptables_trace)): capture summary,
+  - Judges the rules with the collection's iptables engine, the logic of
+    M(meshops.istio.sidecar_iptables_audit) and M(meshops.istio.iptables_trace) - capture summary,
     findings and the standard packet traces per pod, the kube-proxy services of the node and the
     path of every NodePort (the ingress gateway's in particular); plus the node-level findings -
     mixed backends, pods whose rules differ from the node's majority, pods that run Envoy but have
@@ -33,7 +34,7 @@ description:
   - Never changes a rule, a sysctl or a process. A pod that exits during the audit or a namespace
     that cannot be read is reported, and the audit of the rest goes on.
 author:
-  - meshops.istio developers
+  - meshops.istio developers (@meshops)
 options:
   proxy_uids:
     description:
@@ -104,11 +105,15 @@ options:
     default: 30
 attributes:
   check_mode:
+    description: Whether the module runs in check mode and predicts changes without making them.
     support: full
     details: The module only reads (and, with O(probe), opens TCP connections); it runs the same way in check mode.
   diff_mode:
+    description: Whether the module returns a diff of what it changed or would change.
     support: none
   platform:
+    description: The systems the module runs on.
+    support: full
     platforms: linux
 notes:
   - Needs root (reading other processes' namespaces and running C(iptables-save) inside them).

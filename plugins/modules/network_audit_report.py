@@ -17,7 +17,7 @@ description:
   - Always returns C(changed=false) - the reports are the output of a read-only audit, and the
     managed hosts are not changed.
 author:
-  - meshops.istio developers
+  - meshops.istio developers (@meshops)
 options:
   dest:
     description: Report directory on the controller; created when missing.
@@ -43,6 +43,9 @@ options:
     elements: str
     choices: [json, markdown]
     default: [json, markdown]
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
@@ -56,6 +59,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - A directory that cannot be written fails the task with a message naming it.
@@ -99,5 +103,5 @@ summary:
   type: dict
 """
 
-if __name__ == "__main__":
-    raise SystemExit("network_audit_report runs on the controller as an action plugin, not on a host")
+# This module has no code: it is implemented by the action plugin plugins/action/network_audit_report.py,
+# which runs on the controller.

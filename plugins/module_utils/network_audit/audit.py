@@ -162,7 +162,7 @@ def _display(pod):
 
 def _describe_pod(entry, opts):
     proxies = entry["proxies"]
-    proxy_pid = next((p.pid for p, _ in proxies if p.comm == "envoy"), proxies[0][0].pid)
+    proxy_pid = next((p.pid for p, _by in proxies if p.comm == "envoy"), proxies[0][0].pid)
     pod = {
         "id": f"netns-{entry['inode']}",
         "netns_inode": entry["inode"],
@@ -192,7 +192,7 @@ def _describe_pod(entry, opts):
         "processes": [
             {"pid": p.pid, "comm": p.comm, "uid": p.uid, "gid": p.gid, "detected_by": by} for p, by in proxies
         ],
-        "uids": sorted({p.uid for p, _ in proxies}),
+        "uids": sorted({p.uid for p, _by in proxies}),
         "command": procfs.describe_cmdline(argv),
     }
     pod["processes"] = [{"pid": p.pid, "comm": p.comm, "uid": p.uid} for p in entry["members"]]
@@ -380,7 +380,7 @@ def _majority(pods, parsed_by_pod):
     for pod in pods:
         if pod["role"] != "sidecar" or pod["status"] != "ok":
             continue
-        _, rs = _capture_ruleset(parsed_by_pod.get(pod["id"], {}))
+        _backend, rs = _capture_ruleset(parsed_by_pod.get(pod["id"], {}))
         if rs is not None:  # pods without capture rules have their own (error) finding
             texts[pod["id"]] = rs.normalized_text()
     if len(texts) < 3:

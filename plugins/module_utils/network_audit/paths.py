@@ -58,7 +58,7 @@ def _path_text(steps, verdict, pod, pod_by_ip):
         parts.append(_listener(pod, port) or f"local port :{port} (no listener found)")
     elif delivered == "forwarded":
         dest = verdict.get("destination") or ""
-        host, _, port = dest.rpartition(":")
+        host, _sep, port = dest.rpartition(":")
         target = (pod_by_ip or {}).get(host)
         if target:
             parts.append(f"pod {target['display']} ({dest})")

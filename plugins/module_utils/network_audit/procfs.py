@@ -270,7 +270,7 @@ def parse_istio_node_id(node_id):
     if len(parts) != 4:
         return {}
     kind, ip, pod_ns, _domain = parts
-    pod, _, namespace = pod_ns.rpartition(".")
+    pod, _dot, namespace = pod_ns.rpartition(".")
     return {"kind": kind, "ip": ip, "pod": pod or pod_ns, "namespace": namespace or None}
 
 

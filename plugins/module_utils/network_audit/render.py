@@ -12,7 +12,7 @@ def _esc(text):
 
 
 def _table(headers, rows):
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
     out += ["| " + " | ".join(_esc(c) for c in row) + " |" for row in rows]
     return out
 

@@ -21,6 +21,7 @@ branches marked ``unevaluated`` (both outcomes explored), so the answer is never
 """
 
 import bisect
+import gc
 import heapq
 import ipaddress
 
@@ -79,13 +80,12 @@ class TraceError(IptablesError):
 
 
 class _Compiled:
-    __slots__ = ("checks", "index_key", "probability", "unevaluated")
+    __slots__ = ("checks", "probability", "unevaluated")
 
     def __init__(self, rule):
         self.checks = []
         self.unevaluated = []
         self.probability = None
-        self.index_key = None
         statistic = {c.option: c.value for c in rule.matches if c.module == "statistic"}
         for cond in rule.matches:
             if cond.module == "statistic":
@@ -102,33 +102,34 @@ class _Compiled:
                     self.probability = 1.0 - self.probability
             else:
                 self.unevaluated.append("match statistic --mode nth depends on a packet counter")
-        # Index keys: an exact, non-negated destination address, else an exact destination port.
-        for cond in rule.matches:
-            if cond.module == "ip" and cond.option == "destination" and not cond.negated:
-                try:
-                    net = ipaddress.ip_network(cond.value, strict=False)
-                except ValueError:
-                    break
-                if net.num_addresses == 1:
-                    self.index_key = ("d", net.network_address)
-                break
-        if self.index_key is None:
-            proto = next(
-                (
-                    c.value.lower()
-                    for c in rule.matches
-                    if c.module == "ip" and c.option == "protocol" and not c.negated
-                ),
-                None,
-            )
-            for cond in rule.matches:
-                if (
-                    cond.module == proto
-                    and cond.option in ("dport", "destination-port")
-                    and not cond.negated
-                    and cond.value.isdigit()
-                ):
-                    self.index_key = ("p", proto, int(cond.value))
+
+
+def _index_key(rule):
+    """An exact, non-negated destination address, else an exact destination port, else None."""
+    matches = rule.matches
+    for cond in matches:
+        if cond.module == "ip" and cond.option == "destination" and not cond.negated:
+            address, _sep, prefix = cond.value.partition("/")
+            try:
+                address = ipaddress.ip_address(address)
+            except ValueError:
+                return None
+            if prefix in ("", "32" if address.version == 4 else "128"):
+                return ("d", address)
+            break
+    proto = None
+    for cond in matches:
+        if cond.module == "ip" and cond.option == "protocol" and not cond.negated:
+            proto = cond.value.lower()
+    for cond in matches:
+        if (
+            cond.module == proto
+            and cond.option in ("dport", "destination-port")
+            and not cond.negated
+            and cond.value.isdigit()
+        ):
+            return ("p", proto, int(cond.value))
+    return None
 
 
 def _compiled(rule):
@@ -146,7 +147,7 @@ class _ChainIndex:
         self.keyed = {}
         self.always = []
         for position, rule in enumerate(chain.rules):
-            key = _compiled(rule).index_key
+            key = _index_key(rule)
             if key is None:
                 self.always.append(position)
             else:
@@ -221,7 +222,13 @@ class Tracer:
             return range(start, len(chain.rules))
         index = self._indexes.get(id(chain))
         if index is None:
-            index = self._indexes[id(chain)] = _ChainIndex(chain)
+            enabled = gc.isenabled()
+            gc.disable()  # the index parses thousands of rules' matches: no cycles to collect
+            try:
+                index = self._indexes[id(chain)] = _ChainIndex(chain)
+            finally:
+                if enabled:
+                    gc.enable()
         return index.candidates(pkt, start)
 
     def _evaluate(self, rule, pkt):

@@ -31,6 +31,8 @@ for spec in sys.argv[3:]:
     kind = socket.SOCK_STREAM if proto.startswith("tcp") else socket.SOCK_DGRAM
     s = socket.socket(family, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if proto == "tcpt":
+        s.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT: accept TPROXY-diverted connections
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
@@ -47,6 +49,7 @@ while True:
             conn, peer = s.accept()
             record["peer"] = peer[0]
             try:
+                record["local"] = "%s:%d" % conn.getsockname()[:2]
                 if proto == "tcp":
                     raw = conn.getsockopt(socket.SOL_IP, 80, 16)  # SO_ORIGINAL_DST
                     record["original_dst"] = "%s:%d" % (socket.inet_ntoa(raw[4:8]), struct.unpack("!H", raw[2:4])[0])

@@ -4,6 +4,7 @@
         [--node-index 1] [--legacy 1] [--broken missing_uid_exemption] [--no-sidecar 1]
         [--gateway] [--app nginx|python]
     python -m lab.pods down --state /run/meshops-podlab.json
+    python -m lab.pods envoy-path
 
 ``up`` prints the state (JSON) and writes it to --state; the pods keep running after it exits.
 ``down`` kills exactly the processes recorded there (pid and start time must both match) and
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 
+from lab.pods.envoy import find_envoy_binary
 from lab.pods.lab import BROKEN_VARIANTS, CaptureOptions, PodLab
 
 
@@ -129,7 +131,11 @@ def main(argv=None) -> int:
     up.add_argument("--app", choices=("nginx", "python"), default="nginx")
     down = sub.add_parser("down", help="stop what 'up' started")
     down.add_argument("--state", required=True)
+    sub.add_parser("envoy-path", help="print the path of the real Envoy binary the lab runs")
     args = parser.parse_args(argv)
+    if args.command == "envoy-path":
+        print(find_envoy_binary())
+        return 0
     return _up(args) if args.command == "up" else _down(args)
 
 

@@ -68,11 +68,12 @@ tier_lint() {
 
 tier_sanity() {
   # ansible-test wants the collection at ansible_collections/<ns>/<name> inside a git tree;
-  # copy exactly what git tracks (plus untracked, unignored files) there.
+  # copy there what git tracks (plus untracked, unignored files), less the lab tooling that
+  # galaxy.yml's build_ignore keeps out of the collection too.
   local tree
   tree="$(mktemp -d)"
   mkdir -p "$tree/ansible_collections/meshops/istio"
-  git ls-files -co --exclude-standard | grep -v '^collections/' |
+  git ls-files -co --exclude-standard | grep -Ev '^(collections|lab|benchmarks|scripts|\.ci)/' |
     tar -cf - -T - | tar -xf - -C "$tree/ansible_collections/meshops/istio"
   (cd "$tree/ansible_collections/meshops/istio" && git init -q && git add -A &&
     ansible-test sanity --python 3.11 --color no)
@@ -84,9 +85,12 @@ tier_sanity() {
 tier_build() {
   local tmp rc=0
   tmp="$(mktemp -d)"
+  # Install the tarball where only it can be found (no ansible.cfg, no checkout symlink), then
+  # list its content the way a user would see it.
   ansible-galaxy collection build --output-path "$tmp" --force . &&
-    ansible-galaxy collection install --offline --no-deps -p "$tmp/installed" "$tmp"/meshops-istio-*.tar.gz &&
-    ANSIBLE_COLLECTIONS_PATH="$tmp/installed" ansible-doc -l meshops.istio | tee "$tmp/doc-list" &&
+    (cd "$tmp" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$tmp/installed" \
+      ansible-galaxy collection install --offline --no-deps --force -p "$tmp/installed" "$tmp"/meshops-istio-*.tar.gz &&
+      env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$tmp/installed" ansible-doc -l meshops.istio) | tee "$tmp/doc-list" &&
     grep -q '^meshops\.istio\.' "$tmp/doc-list" || rc=1
   rm -rf "$tmp"
   record_gate build $rc

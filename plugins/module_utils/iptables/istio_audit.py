@@ -19,6 +19,7 @@ The tunnel port 15008 that istio-init always exempts is not listed in ``excluded
 import ipaddress
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
 
 TUNNEL_PORT = 15008
@@ -383,6 +384,11 @@ def _compare_expected(capture, expected, findings):
 
 
 def audit(ruleset, expected=None, local_addresses=None, reader_warnings=()):
+    with no_cyclic_gc():
+        return _audit(ruleset, expected, local_addresses, reader_warnings)
+
+
+def _audit(ruleset, expected, local_addresses, reader_warnings):
     expected = {k: v for k, v in (expected or {}).items() if v is not None}
     capture = summarize_capture(ruleset)
     findings = []

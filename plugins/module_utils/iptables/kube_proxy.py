@@ -13,7 +13,45 @@ import re
 _CLUSTER_IP = re.compile(r"^(?P<name>\S+) cluster IP$")
 
 
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SPEC_OPTION = {
+    ("comment", "comment"): "--comment",
+    ("ip", "protocol"): "-p",
+    ("ip", "destination"): "-d",
+    ("statistic", "mode"): "--mode",
+    ("statistic", "probability"): "--probability",
+    ("tcp", "dport"): "--dport",
+    ("udp", "dport"): "--dport",
+    ("sctp", "dport"): "--dport",
+}
+_PATTERNS = {}
+
+
+def _from_spec(rule, flag):
+    """The value of a non-negated option read from the rule text (iptables-save's short forms),
+    without parsing every match of the rule; None when absent."""
+    pattern = _PATTERNS.get(flag)
+    if pattern is None:
+        pattern = _PATTERNS[flag] = re.compile(r"(?:^|\s)(!\s+)?" + re.escape(flag) + r'\s+("(?:[^"\\]|\\.)*"|\S+)')
+    spec = rule.spec
+    if flag != "--comment" and '"' in spec:
+        spec = _QUOTED.sub('""', spec)  # an option name inside a comment is not an option
+    for found in pattern.finditer(spec):
+        if found.group(1):
+            continue
+        value = found.group(2)
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        return value
+    return None
+
+
 def _value(rule, module, options):
+    flag = _SPEC_OPTION.get((module, options[0]))
+    if flag is not None and rule._matches is None:
+        value = _from_spec(rule, flag)
+        if value is not None:
+            return value
     for cond in rule.matches:
         if cond.module == module and cond.option in options and not cond.negated:
             return cond.value

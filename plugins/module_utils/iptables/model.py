@@ -12,6 +12,8 @@ target and ``target_options`` its options as ordered ``(option, value)`` pairs (
 for a flag such as ``--save-mark``).
 """
 
+import contextlib
+import gc
 from collections import namedtuple
 
 TABLES = ("raw", "mangle", "nat", "filter", "security")
@@ -26,6 +28,19 @@ BUILTIN_CHAINS = {
 }
 
 Condition = namedtuple("Condition", "module option negated value")
+
+
+@contextlib.contextmanager
+def no_cyclic_gc():
+    """Pause the cyclic garbage collector while tens of thousands of acyclic objects are made
+    (parsing a node's rules): it would rescan every live object again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Rule:
@@ -202,8 +217,9 @@ class Ruleset:
 
     def validate(self):
         """Parse every rule's matches now (they are parsed on first use): raises ParseError."""
-        for rule in self.iter_rules():
-            _ = rule.matches
+        with no_cyclic_gc():
+            for rule in self.iter_rules():
+                _ = rule.matches
         return self
 
     def iter_rules(self):

@@ -21,7 +21,6 @@ branches marked ``unevaluated`` (both outcomes explored), so the answer is never
 """
 
 import bisect
-import gc
 import heapq
 import ipaddress
 
@@ -32,6 +31,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher imp
     parse_int,
     parse_mark,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
 
 TABLE_ORDER = {
     "PREROUTING": ("raw", "mangle", "nat"),
@@ -222,13 +222,8 @@ class Tracer:
             return range(start, len(chain.rules))
         index = self._indexes.get(id(chain))
         if index is None:
-            enabled = gc.isenabled()
-            gc.disable()  # the index parses thousands of rules' matches: no cycles to collect
-            try:
+            with no_cyclic_gc():  # the index parses thousands of rules' matches
                 index = self._indexes[id(chain)] = _ChainIndex(chain)
-            finally:
-                if enabled:
-                    gc.enable()
         return index.candidates(pkt, start)
 
     def _evaluate(self, rule, pkt):

@@ -317,8 +317,8 @@ class Lab:
                 if (self.state_dir / "logs").exists():
                     shutil.copytree(self.state_dir / "logs", keep)
             shutil.rmtree(self.state_dir, ignore_errors=True)
-            if isinstance(exc, LabError) and (self.state_dir / "logs").exists() is False:
-                raise LabError(f"{exc} (logs kept in {keep})") from exc
+            if isinstance(exc, LabError):
+                raise LabError(f"{exc}\n(nothing left running; logs of this attempt kept in {keep})") from exc
             raise
         seconds = time.monotonic() - t0
         state["ready"] = True
@@ -478,6 +478,8 @@ class Lab:
                 f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
                 f"--server-address=127.0.0.1:{ports['kwok']}",
                 "--node-lease-duration-seconds=40",
+                # InternalIP of nodes created without an address: the host the lab runs on
+                f"--node-ip={bind}",
                 f"--cidr={POD_CIDR_PREFIX}.0.0/16",
             ],
             logs / "kwok.log",

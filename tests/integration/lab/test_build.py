@@ -74,7 +74,6 @@ def test_a_changed_pin_gives_a_new_cache_key(tmp_path, monkeypatch):
 
 
 def test_a_module_version_that_is_not_served_fails_naming_the_module(tmp_path, monkeypatch):
-    comp = labbuild.COMPONENTS["kwok"]
     _, go_dir = _component_copy(
         tmp_path, "kwok", lambda t: t.replace("sigs.k8s.io/kwok v0.8.0", "sigs.k8s.io/kwok v0.0.99")
     )

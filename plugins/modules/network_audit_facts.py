@@ -171,7 +171,7 @@ network_audit:
       type: dict
     pods:
       description: One entry per sidecar network namespace (name, IPs, proxy, listening sockets,
-        dumps, capture, findings, traces, paths, probe).
+        dumps, capture, findings, paths, probe).
       type: list
       elements: dict
     findings:

@@ -350,8 +350,8 @@ def _judge_pod(pod, parsed, opts):
     pod["capture"] = audited.get("capture")
     pod["findings"].extend(dict(f, source="engine") for f in audited.get("findings") or [])
     _check_capture_ports(pod)
-    pod["traces"] = audited.get("traces") or []
-    pod["paths"] = [describe_trace(t, ruleset, pod) for t in pod["traces"]]
+    # The traces are kept once, as paths: the engine's steps and verdict plus counters and listeners.
+    pod["paths"] = [describe_trace(t, ruleset, pod) for t in audited.get("traces") or []]
 
 
 def _check_capture_ports(pod):

@@ -75,7 +75,12 @@ def _path_text(steps, verdict, pod, pod_by_ip):
 def describe_trace(trace, ruleset, pod, pod_by_ip=None):
     if "error" in trace:
         return {"name": trace.get("name"), "error": trace["error"]}
-    result = {"name": trace["name"], "packet": trace.get("packet"), "unevaluated": trace.get("unevaluated", [])}
+    result = {
+        "name": trace["name"],
+        "packet": trace.get("packet"),
+        "unevaluated": trace.get("unevaluated", []),
+        "assumptions": trace.get("assumptions", []),
+    }
     branches = trace.get("branches") or []
     if branches:
         result["branches"] = []

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmarks of the iptables engine (plugins/module_utils/iptables). Prints figures; asserts nothing.
 
     python benchmarks/iptables_engine.py           # 1k, 10k, 100k rules; namespace comparison at 10k and 100k
@@ -14,6 +13,7 @@ Figures (targets from issue 3):
 """
 
 import argparse
+import importlib
 import os
 import shutil
 import statistics
@@ -24,7 +24,7 @@ import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-import conftest  # noqa: F401 - installs Ansible's collection finder for ansible_collections.meshops.istio
+importlib.import_module("conftest")  # installs the collection finder for ansible_collections.*
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import (
@@ -56,7 +56,7 @@ def services_for(target_rules, endpoints=3):
 def best_of(func, repeat, clock=time.perf_counter):
     times = []
     result = None
-    for _ in range(repeat):
+    for _round in range(repeat):
         start = clock()
         result = func()
         times.append(clock() - start)
@@ -88,7 +88,9 @@ def bench_parse(sizes):
         rulesets[size] = (services, ruleset, text)
     sidecar = istio_capture_rules(dns_capture=True, exclude_outbound_ports=[3306])
     per = parse_dump(sidecar).rule_count()
-    best, _median, _r = best_of(lambda: [parse_dump(sidecar, family="ipv4") for _ in range(500)], 3, time.process_time)
+    best, _median, _r = best_of(
+        lambda: [parse_dump(sidecar, family="ipv4") for _copy in range(500)], 3, time.process_time
+    )
     print(
         f"  sidecar ruleset ({per} rules) x500: {best * 1000:.1f} ms -> {per * 500 / best:,.0f} rules/s, "
         f"{best / 500 * 1e6:.0f} us per sidecar dump"
@@ -112,7 +114,7 @@ def bench_trace(services, ruleset):
     first = tracer.trace(packet)
     cold = time.perf_counter() - start
     times = []
-    for _ in range(200):
+    for _round in range(200):
         start = time.perf_counter()
         tracer.trace(packet)
         times.append(time.perf_counter() - start)
@@ -132,7 +134,7 @@ def bench_trace(services, ruleset):
         "in_interface": "cni0",
     }
     times = []
-    for _ in range(200):
+    for _round in range(200):
         start = time.perf_counter()
         tracer.trace(packet)
         times.append(time.perf_counter() - start)

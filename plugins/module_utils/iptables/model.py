@@ -99,8 +99,8 @@ class Rule:
     def matches(self):
         matches = self._matches
         if matches is None:
-            tokens, source = self._lazy
-            matches = self._matches = Rule.lazy_parser(tokens, source, self.line, self.text)
+            lazy = self._lazy
+            matches = self._matches = Rule.lazy_parser(lazy[0], lazy[1], self.line, self.text)
             self._lazy = None
         return matches
 
@@ -219,7 +219,7 @@ class Ruleset:
         """Parse every rule's matches now (they are parsed on first use): raises ParseError."""
         with no_cyclic_gc():
             for rule in self.iter_rules():
-                _ = rule.matches
+                Rule.matches.fget(rule)
         return self
 
     def iter_rules(self):

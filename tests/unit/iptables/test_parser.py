@@ -46,7 +46,7 @@ def test_parse_saved_dump(case, form):
             got = [[c.module, c.option, c.negated, c.value] for c in rule.matches]
             assert sorted(got) == sorted(case["rule"]["matches"])
         if "target_options" in case["rule"]:
-            got = _normalise_options({k: v for k, v in rule.target_options})
+            got = _normalise_options(dict(rule.target_options))
             want = _normalise_options(case["rule"]["target_options"])
             assert {k: got.get(k) for k in want} == want
         if "comment" in case["rule"]:

@@ -71,7 +71,7 @@ BAD_PACKETS = [
 ]
 
 
-@pytest.mark.parametrize(("spec", "message"), BAD_PACKETS, ids=[m for _, m in BAD_PACKETS])
+@pytest.mark.parametrize(("spec", "message"), BAD_PACKETS, ids=[message for _spec, message in BAD_PACKETS])
 def test_bad_packet_spec_names_the_field(spec, message):
     ruleset = parse_dump(dump_text("istio-default", "rules"))
     with pytest.raises(PacketSpecError, match=r"^p: ") as info:

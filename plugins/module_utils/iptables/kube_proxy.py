@@ -10,10 +10,11 @@ new connection picks that endpoint: ``p_i * prod(1 - p_j, j < i)`` over the
 
 import re
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import split_tokens
+
 _CLUSTER_IP = re.compile(r"^(?P<name>\S+) cluster IP$")
 
 
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SPEC_OPTION = {
     ("comment", "comment"): "--comment",
     ("ip", "protocol"): "-p",
@@ -24,32 +25,33 @@ _SPEC_OPTION = {
     ("udp", "dport"): "--dport",
     ("sctp", "dport"): "--dport",
 }
-_PATTERNS = {}
+_SPEC_CACHE = {}
 
 
-def _from_spec(rule, flag):
-    """The value of a non-negated option read from the rule text (iptables-save's short forms),
-    without parsing every match of the rule; None when absent."""
-    pattern = _PATTERNS.get(flag)
-    if pattern is None:
-        pattern = _PATTERNS[flag] = re.compile(r"(?:^|\s)(!\s+)?" + re.escape(flag) + r'\s+("(?:[^"\\]|\\.)*"|\S+)')
-    spec = rule.spec
-    if flag != "--comment" and '"' in spec:
-        spec = _QUOTED.sub('""', spec)  # an option name inside a comment is not an option
-    for found in pattern.finditer(spec):
-        if found.group(1):
-            continue
-        value = found.group(2)
-        if value.startswith('"'):
-            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        return value
-    return None
+def _spec_options(rule):
+    """Non-negated ``option -> value`` pairs of a rule, read from its text in one pass without
+    building every match (kube-proxy writes iptables-save's short forms). Cached per rule."""
+    options = _SPEC_CACHE.get(id(rule))
+    if options is None:
+        tokens = split_tokens(rule.spec)
+        options = {}
+        negated = False
+        last = len(tokens) - 1
+        for index, token in enumerate(tokens):
+            if token == "!":
+                negated = True
+                continue
+            if token[:1] == "-" and index < last and not negated and token not in options:
+                options[token] = tokens[index + 1]
+            negated = False
+        _SPEC_CACHE[id(rule)] = options
+    return options
 
 
 def _value(rule, module, options):
     flag = _SPEC_OPTION.get((module, options[0]))
     if flag is not None and rule._matches is None:
-        value = _from_spec(rule, flag)
+        value = _spec_options(rule).get(flag)
         if value is not None:
             return value
     for cond in rule.matches:
@@ -123,6 +125,13 @@ def _endpoints(nat, svc_chain):
 
 
 def kube_proxy_summary(ruleset):
+    try:
+        return _summary(ruleset)
+    finally:
+        _SPEC_CACHE.clear()  # keyed by id(): valid only while the rules are alive
+
+
+def _summary(ruleset):
     nat = ruleset.table("nat")
     if nat is None or "KUBE-SERVICES" not in nat.chains:
         return None

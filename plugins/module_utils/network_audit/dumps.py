@@ -81,6 +81,16 @@ def save(netns_path, backend, family="ipv4", timeout=30, bin_paths=None):
     return {"text": out, "stderr": err.strip(), "seconds": round(time.monotonic() - start, 4), "command": f"{name} -c"}
 
 
+def _no_legacy_tables(family):
+    """True when the calling thread's namespace has no legacy (x_tables) table of ``family``."""
+    name = "ip_tables_names" if family == "ipv4" else "ip6_tables_names"
+    try:
+        with open(f"/proc/thread-self/net/{name}", encoding="ascii") as handle:
+            return not handle.read().strip()
+    except OSError:
+        return False  # cannot tell: dump
+
+
 def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
     """Enter ``netns_path`` once and take every dump in ``wanted`` ({key: (backend, family)}).
 
@@ -97,6 +107,9 @@ def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
                 out["__sockets__"] = {"status": "error", "error": f"sock_diag: {exc}"}
         for key, (backend, family) in wanted.items():
             name = SAVE_COMMANDS[(backend, family)]
+            if backend == "legacy" and _no_legacy_tables(family):
+                out[key] = {"status": "absent", "detail": "no legacy iptables tables in this namespace"}
+                continue
             start = time.monotonic()
             try:
                 rc, text, err = _save(name, timeout)

@@ -327,12 +327,18 @@ def _build_lock() -> Iterator[None]:
         yield
 
 
+def redact(text: str) -> str:
+    """Hide registry host names (from GOPROXY URLs in go's messages) in what we print."""
+    return re.sub(r"https?://[^/\s]+", "<GOPROXY>", text or "")
+
+
 def classify_go_failure(output: str) -> str:
     """One line saying why a go command failed, from its output."""
-    text = output or ""
+    text = redact(output)
     checks = [
         (
-            r"(404 Not Found|410 Gone|unknown revision|invalid version|no matching versions|not found: )",
+            r"(404 Not Found|410 Gone|unknown revision|invalid version|no matching versions|not found: "
+            r"|version is not available|server response: )",
             "module not served by the Go module proxy (or unknown version)",
         ),
         (r"checksum mismatch|SECURITY ERROR", "go.sum checksum mismatch"),
@@ -350,6 +356,7 @@ def classify_go_failure(output: str) -> str:
         m = re.search(pattern, text)
         if m:
             line = next((ln for ln in text.splitlines() if m.group(0) in ln), "").strip()
+            line = " ".join(line.split())
             return f"{why}: {line[:300]}" if line else why
     last = [ln for ln in text.splitlines() if ln.strip()]
     return last[-1][:300] if last else "unknown failure"
@@ -392,7 +399,7 @@ def build(name: str, *, force: bool = False, jobs: int | None = None, echo: bool
         if proc.returncode != 0 or missing:
             shutil.rmtree(tmp, ignore_errors=True)
             cause = classify_go_failure(output) if proc.returncode else f"no binary produced for {missing}"
-            tail = "\n".join(output.splitlines()[-15:])
+            tail = redact("\n".join(output.splitlines()[-15:]))
             raise LabError(
                 f"building {what} from {comp.module}@{version} failed after {seconds:.0f}s: {cause} "
                 f"(full log: {log_path})",

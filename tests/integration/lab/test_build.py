@@ -2,6 +2,7 @@
 and the release-layout bundle made from the same istio.io/istio module."""
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -28,13 +29,13 @@ def test_every_binary_is_built_and_reports_its_pinned_version():
     etcd = subprocess.run([str(builds["etcd"].binaries["etcd"]), "--version"], capture_output=True, text=True)
     assert f"etcd Version: {builds['etcd'].version.lstrip('v')}" in etcd.stdout
     istioctl = subprocess.run(
-        [str(builds["istioctl"].binaries["istioctl"]), "version", "--remote=false", "--short"],
+        [str(builds["istioctl"].binaries["istioctl"]), "version", "--remote=false", "-o", "json"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     label = labbuild.istio_label(builds["istioctl"].version, Path(builds["istioctl"].info["Dir"]))
-    assert istioctl.stdout.strip() == label
+    assert json.loads(istioctl.stdout)["clientVersion"]["version"] == label
     assert re.fullmatch(r"\d+\.\d+\.\d+-lab\.[0-9a-z]{8,9}", label)
     # cached outside the checkout
     for b in builds.values():
@@ -128,11 +129,11 @@ def test_release_layout_bundle(tmp_path):
     } <= names
     assert all(n == top or n.startswith(top + "/") for n in names)
     out = subprocess.run(
-        [str(tmp_path / top / "bin" / "istioctl"), "version", "--remote=false", "--short"],
+        [str(tmp_path / top / "bin" / "istioctl"), "version", "--remote=false", "-o", "json"],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.stdout.strip() == b.version
+    assert json.loads(out.stdout)["clientVersion"]["version"] == b.version
     # made again: same archive (cached, and reproducible)
     assert make_bundle(echo=False).sha256 == b.sha256

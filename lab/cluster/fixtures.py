@@ -94,7 +94,17 @@ class LabCluster:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
 
+def _reap_orphans() -> None:
+    """Stop private labs of pytest sessions that died without their finalizer (e.g. killed)."""
+    for d in paths.lab_home().glob("pytest-*-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(Exception):
+                Lab(d, echo=True).down()
+
+
 def _start_private(worker: str) -> Lab:
+    _reap_orphans()
     state = paths.lab_home() / f"pytest-{worker}-{os.getpid()}"
     lab = Lab(state, echo=True)
     if lab.load() is not None or state.exists():

@@ -80,7 +80,7 @@ class TraceError(IptablesError):
 
 
 class _Compiled:
-    __slots__ = ("checks", "probability", "unevaluated")
+    __slots__ = ("checks", "note", "probability", "unevaluated")
 
     def __init__(self, rule):
         self.checks = []
@@ -95,13 +95,24 @@ class _Compiled:
                 self.unevaluated.append(check)
             else:
                 self.checks.append(check)
+        self.note = None
         if statistic:
-            if statistic.get("mode") == "random" and "probability" in statistic:
+            negated = any(c.negated for c in rule.matches if c.module == "statistic")
+            mode = statistic.get("mode")
+            if mode == "random" and "probability" in statistic:
                 self.probability = float(statistic["probability"])
-                if any(c.negated for c in rule.matches if c.module == "statistic"):
-                    self.probability = 1.0 - self.probability
+            elif mode == "nth" and (statistic.get("every") or "").isdigit() and int(statistic["every"]) > 0:
+                # One packet in N matches; which one depends on the rule's packet counter, unknown
+                # here, so a new connection matches with probability 1/N.
+                self.probability = 1.0 / int(statistic["every"])
+                self.note = (
+                    f"statistic --mode nth --every {statistic['every']}: matches one packet in "
+                    f"{statistic['every']}, depending on the rule's counter"
+                )
             else:
-                self.unevaluated.append("match statistic --mode nth depends on a packet counter")
+                self.unevaluated.append(f"match statistic --mode {mode} is not evaluated by the engine")
+            if self.probability is not None and negated:
+                self.probability = 1.0 - self.probability
 
 
 def _index_key(rule):
@@ -303,6 +314,18 @@ class Tracer:
                 if probability > 0.0:
                     other = self._fork(branch)
                     other.probability *= 1.0 - probability
+                    if compiled.note:
+                        for target, assumed in ((other, "no match"), (branch, "match")):
+                            target.assumptions.append(
+                                {
+                                    "rule": rule.text,
+                                    "table": rule.table,
+                                    "chain": rule.chain,
+                                    "rule_number": rule.number,
+                                    "assumed": assumed,
+                                    "reason": compiled.note,
+                                }
+                            )
                     deferred.append((other, position + 1))
                     branch.probability *= probability
                 else:

@@ -217,3 +217,23 @@ def test_kube_services_index_gives_the_same_answer_as_a_scan():
         tracer_module.INDEX_MIN_RULES = saved
     assert indexed == scanned
     assert len(indexed[0]["branches"]) == 2
+
+
+def test_statistic_nth_is_one_packet_in_n():
+    text = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp -m statistic --mode nth --every 4 --packet 0 -j DNAT --to-destination 10.0.0.5:80
+COMMIT
+"""
+    result = Tracer(parse_dump(text), ["10.0.0.2"]).trace(
+        {"name": "n", "hook": "prerouting", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80}
+    )
+    assert [(b["probability"], b["verdict"]["action"]) for b in result["branches"]] == [
+        (0.25, "DNAT"),
+        (0.75, "ACCEPT"),
+    ]
+    assert result["verdict"]["action"] == "MULTIPLE"
+    assert all("nth" in a["reason"] for b in result["branches"] for a in b["assumptions"] if "reason" in a)

@@ -234,7 +234,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError, SourceError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import Packet
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import Ruleset
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
@@ -274,7 +274,13 @@ def run(module):
         packet = Packet(spec, local_addresses)
         ruleset = read.rulesets.get(packet.family)
         if ruleset is None:
-            warnings.append(f"no {packet.family} rules were read; packet {packet.name} meets no rule")
+            if read.backend != "file":
+                raise SourceError(
+                    f"packet {packet.name}: the {packet.family} rules of the {read.where} could not be read "
+                    f"({'; '.join(read.warnings) or 'no dump'}); tracing it against no rules would be wrong"
+                )
+            # A saved dump without this family: the file says there are no such rules.
+            warnings.append(f"{read.where} holds no {packet.family} dump; packet {packet.name} meets no rule")
             ruleset = Ruleset(packet.family)
         tracer = tracers.get(packet.family)
         if tracer is None:

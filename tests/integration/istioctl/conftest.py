@@ -1,0 +1,291 @@
+"""Fixtures for the istioctl role tests: real node containers, a real HTTP mirror container on
+the test's own podman network, and the lab's real istioctl release bundle (``lab/labctl bundle``).
+
+The "second version" used for upgrades is a RELABELLED COPY of the same real bundle: the archive
+is unpacked, its top directory renamed to ``istio-<real version>.relabelled`` and packed again.
+Its binary is the same real istioctl and prints the real version; tests assert on directories
+and the symlink for it, never on the printed version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+NODE_IMAGE = os.environ.get("MESHOPS_NODE_IMAGE", "localhost/meshops-node:bookworm")
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "lab" / "podman" / "containers.conf")}
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+PLAYBOOK = "playbooks/istioctl.yml"
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.M,
+)
+# What the role may touch on a node; a snapshot lists every path below these with its type,
+# size and link target, plus the installed Debian packages.
+SNAPSHOT_ROOTS = "/opt /usr/local /usr/share/bash-completion /usr/share/zsh /var/lib/meshops-istio"
+
+
+def podman(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, check=check, timeout=timeout
+    )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Release:
+    version: str
+    archive: Path
+    sha256: str
+    relabelled: bool = False
+
+    @property
+    def filename(self) -> str:
+        return self.archive.name
+
+
+def relabel(real: Release, version: str, workdir: Path) -> Release:
+    """Pack the real bundle again under another version label (same real binary inside)."""
+    src_top = f"istio-{real.version}"
+    dst = workdir / f"istio-{version}-linux-amd64.tar.gz"
+    with (
+        tarfile.open(real.archive, "r:gz") as tin,
+        gzip.open(dst, "wb", compresslevel=1) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tout,
+    ):
+        for member in tin:
+            name = member.name
+            assert name == src_top or name.startswith(src_top + "/"), name
+            member.name = f"istio-{version}" + name[len(src_top) :]
+            if member.islnk():
+                member.linkname = f"istio-{version}" + member.linkname[len(src_top) :]
+            tout.addfile(member, tin.extractfile(member) if member.isfile() else None)
+    return Release(version, dst, sha256_file(dst), relabelled=True)
+
+
+def publish(release: Release, root: Path, sha256: str | None = None) -> None:
+    """Lay a release out as the official download site does: <root>/<version>/<archive>{,.sha256}."""
+    d = root / release.version
+    d.mkdir(parents=True, exist_ok=True)
+    target = d / release.filename
+    if not target.exists():
+        os.link(release.archive, target) if release.archive.stat().st_dev == d.stat().st_dev else shutil.copyfile(
+            release.archive, target
+        )
+    (d / f"{release.filename}.sha256").write_text(f"{sha256 or release.sha256}  {release.filename}\n")
+
+
+@pytest.fixture(scope="session")
+def podman_ready() -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (bindep.txt: podman, runc)")
+    if podman("image", "exists", NODE_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"node image {NODE_IMAGE} is missing: run lab/nodeimage/build.sh")
+
+
+@pytest.fixture(scope="session")
+def real_release(podman_ready) -> Release:
+    """The lab's real istioctl release bundle (built from istio.io/istio by lab/labctl)."""
+    proc = subprocess.run(
+        [str(REPO / "lab" / "labctl"), "bundle", "--json"], cwd=REPO, capture_output=True, text=True, timeout=3600
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"lab/labctl bundle failed (rc={proc.returncode}): {proc.stderr[-2000:]}")
+    info = json.loads(proc.stdout)
+    return Release(info["version"], Path(info["archive"]), info["sha256"])
+
+
+@pytest.fixture(scope="session")
+def releases(real_release, tmp_path_factory) -> dict[str, Release]:
+    work = tmp_path_factory.mktemp("istioctl-releases")
+    return {"real": real_release, "relabelled": relabel(real_release, f"{real_release.version}.relabelled", work)}
+
+
+@dataclass
+class Mirror:
+    name: str
+    network: str
+    ip: str
+    root: Path
+    releases: dict[str, Release] = field(default_factory=dict)
+
+    def url(self, port: int = 8080, prefix: str = "") -> str:
+        return f"http://{self.ip}:{port}{prefix}/{{version}}/istio-{{version}}-linux-{{arch}}.tar.gz"
+
+    def hits(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"http://{self.ip}:8080/_hits", timeout=10) as rsp:
+            return json.load(rsp)
+
+
+@pytest.fixture(scope="session")
+def mirror(releases, tmp_path_factory) -> Mirror:
+    """A mirror container on a podman network of its own, serving the release layout.
+
+    /                 the real release and the relabelled copy, with correct .sha256 files
+    /corrupt/         the relabelled copy with a .sha256 that names another digest
+    """
+    suffix = uuid.uuid4().hex[:6]
+    network, name = f"meshops-ictl-{suffix}", f"meshops-ictl-mirror-{suffix}"
+    root = tmp_path_factory.mktemp("istioctl-mirror")
+    for rel in releases.values():
+        publish(rel, root)
+    publish(releases["relabelled"], root / "corrupt", sha256=hashlib.sha256(b"not the archive").hexdigest())
+    podman("network", "create", network)
+    try:
+        podman(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            network,
+            "-v",
+            f"{root}:/srv/mirror:ro",
+            "-v",
+            f"{Path(__file__).with_name('mirror_server.py')}:/srv/mirror_server.py:ro",
+            NODE_IMAGE,
+            "python3",
+            "/srv/mirror_server.py",
+        )
+        fmt = f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}'
+        ip = podman("inspect", "-f", fmt, name).stdout.strip()
+        m = Mirror(name, network, ip, root, dict(releases))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                m.hits()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield m
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("network", "rm", "-f", network, check=False)
+
+
+@dataclass
+class RunResult:
+    rc: int
+    output: str
+    recap: dict[str, dict[str, int]]
+
+    def changed(self, host: str) -> int:
+        return self.recap[host]["changed"]
+
+
+@dataclass
+class Node:
+    name: str
+    workdir: Path
+
+    def sh(self, script: str, check: bool = True, user: str | None = None) -> subprocess.CompletedProcess:
+        args = ["exec", *(["--user", user] if user else []), self.name, "bash", "-c", script]
+        return podman(*args, check=check)
+
+    def snapshot(self) -> str:
+        return self.sh(
+            f"find {SNAPSHOT_ROOTS} -xdev -printf '%p %y %s %l\\n' 2>/dev/null | sort; "
+            "dpkg-query -W -f='${Package} ${Version} ${db:Status-Status}\\n'"
+        ).stdout
+
+    def link_target(self) -> str:
+        return self.sh("readlink /usr/local/bin/istioctl || true").stdout.strip()
+
+    def play(
+        self,
+        extra_vars: dict,
+        *,
+        check: bool = False,
+        diff: bool = False,
+        interpreter: str | None = None,
+        timeout: int = 900,
+    ) -> RunResult:
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_connection": "containers.podman.podman",
+                    "ansible_python_interpreter": interpreter or "/usr/bin/python3",
+                },
+                "children": {"control_plane": {"hosts": {self.name: {}}}},
+            }
+        }
+        inv = self.workdir / "hosts.yml"
+        inv.write_text(yaml.safe_dump(inventory))
+        ev = self.workdir / "vars.json"
+        ev.write_text(json.dumps({"istioctl_controller_cache_dir": str(self.workdir / "cache"), **extra_vars}))
+        cmd = [ANSIBLE_PLAYBOOK, "-i", str(inv), PLAYBOOK, "-e", f"@{ev}"]
+        cmd += ["--check"] if check else []
+        cmd += ["--diff"] if diff else []
+        env = {
+            **PODMAN_ENV,
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        }
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        out = proc.stdout + proc.stderr
+        recap = {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(proc.stdout)
+        }
+        return RunResult(proc.returncode, out, recap)
+
+
+@pytest.fixture
+def node_factory(mirror, tmp_path_factory):
+    """Start fresh systemd node containers on the mirror's network; removed afterwards."""
+    started: list[str] = []
+
+    def start() -> Node:
+        name = f"meshops-ictl-node-{uuid.uuid4().hex[:6]}"
+        podman(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--network",
+            mirror.network,
+            "--privileged",
+            "--systemd=always",
+            NODE_IMAGE,
+            "/sbin/init",
+        )
+        started.append(name)
+        return Node(name, tmp_path_factory.mktemp(name))
+
+    yield start
+    for name in started:
+        podman("rm", "-f", "-t", "0", name, check=False)
+
+
+@pytest.fixture
+def node(node_factory) -> Node:
+    return node_factory()

@@ -1,0 +1,138 @@
+"""Failure paths of the istioctl role: each one a readable error and an untouched node.
+
+Real node containers and a real HTTP mirror container (podman); the mirror's second port sends
+half of every archive and closes the connection.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.podman
+
+FAST_RETRY = {"istioctl_download_retries": 3, "istioctl_download_delay": 1, "istioctl_download_timeout": 20}
+
+
+def assert_failed_untouched(result, node, before, *needles):
+    assert result.rc != 0, result.output[-4000:]
+    for needle in needles:
+        assert re.search(needle, result.output), f"{needle!r} not in output:\n{result.output[-4000:]}"
+    assert node.snapshot() == before
+
+
+def test_checksum_mismatch_keeps_previous_version(node, mirror):
+    real, relabelled = mirror.releases["real"], mirror.releases["relabelled"]
+    r = node.play({"istioctl_version": real.version, "istioctl_mirror_url": mirror.url()})
+    assert r.rc == 0, r.output[-4000:]
+    before = node.snapshot()
+    r = node.play(
+        {"istioctl_version": relabelled.version, "istioctl_mirror_url": mirror.url(prefix="/corrupt"), **FAST_RETRY}
+    )
+    wrong = (mirror.root / "corrupt" / relabelled.version / f"{relabelled.filename}.sha256").read_text().split()[0]
+    assert_failed_untouched(
+        r, node, before, "sha256 mismatch", f"expected {wrong}", f"got {relabelled.sha256}", "nothing was installed"
+    )
+    assert node.link_target() == f"/opt/istio/{real.version}/bin/istioctl"
+    assert real.version in node.sh("istioctl version --remote=false").stdout
+    # the corrupt download is not left in the controller cache, neither whole nor partial
+    assert list((node.workdir / "cache").glob(f"{relabelled.filename}*")) == []
+
+
+def test_pinned_checksum_mismatch(node, mirror):
+    real = mirror.releases["real"]
+    before = node.snapshot()
+    pinned = "0" * 64
+    r = node.play(
+        {
+            "istioctl_version": real.version,
+            "istioctl_mirror_url": mirror.url(),
+            "istioctl_checksums": {real.version: {"amd64": pinned}},
+        }
+    )
+    assert_failed_untouched(
+        r,
+        node,
+        before,
+        "sha256 mismatch",
+        f"expected {pinned}",
+        f"got {real.sha256}",
+        re.escape(f"istioctl_checksums['{real.version}']['amd64']"),
+    )
+
+
+def test_mirror_404_retries_then_fails(node, mirror):
+    before = node.snapshot()
+    hits = mirror.hits()
+    r = node.play(
+        {
+            "istioctl_version": "9.9.9",
+            "istioctl_checksums": {"9.9.9": {"amd64": "a" * 64}},
+            "istioctl_mirror_url": mirror.url(),
+            **FAST_RETRY,
+        }
+    )
+    assert_failed_untouched(
+        r,
+        node,
+        before,
+        r"Could not download http://\S+/9\.9\.9/istio-9\.9\.9-linux-amd64\.tar\.gz"
+        r" after 3 attempts",
+        "404",
+        "Nothing was installed",
+    )
+    key = "8080 /9.9.9/istio-9.9.9-linux-amd64.tar.gz"
+    assert mirror.hits().get(key, 0) - hits.get(key, 0) == 3
+
+
+def test_connection_dropped_half_way_retries_then_fails(node, mirror):
+    real = mirror.releases["real"]
+    before = node.snapshot()
+    hits = mirror.hits()
+    r = node.play({"istioctl_version": real.version, "istioctl_mirror_url": mirror.url(port=8081), **FAST_RETRY})
+    assert_failed_untouched(
+        r, node, before, "Could not download .* after 3 attempts", "(?i)incomplete read", "Nothing was installed"
+    )
+    key = f"8081 /{real.version}/{real.filename}"
+    assert mirror.hits().get(key, 0) - hits.get(key, 0) == 3
+    assert list((node.workdir / "cache").glob(f"{real.filename}*")) == []
+
+
+@pytest.mark.parametrize("version", ["1.24", "latest", "v1.24.2", "1.24.2 ; rm -rf /"])
+def test_invalid_version(node, mirror, version):
+    before = node.snapshot()
+    r = node.play({"istioctl_version": version, "istioctl_mirror_url": mirror.url()})
+    assert_failed_untouched(
+        r,
+        node,
+        before,
+        re.escape(f"istioctl_version '{version}' is not a release version"),
+        "Set istioctl_version to\\s+X.Y.Z",
+    )
+
+
+def test_unsupported_arch_detected(node, mirror):
+    """The host reports i686 (python runs under `setarch i686`): no archive exists for it."""
+    node.sh(
+        "printf '#!/bin/sh\\nexec setarch i686 /usr/bin/python3 \"$@\"\\n' > /root/python3-i686 "
+        "&& chmod +x /root/python3-i686"
+    )
+    before = node.snapshot()
+    r = node.play(
+        {"istioctl_version": mirror.releases["real"].version, "istioctl_mirror_url": mirror.url()},
+        interpreter="/root/python3-i686",
+    )
+    assert_failed_untouched(r, node, before, "has architecture 'i[36]86'", "only amd64 and arm64")
+
+
+def test_unsupported_arch_set(node, mirror):
+    before = node.snapshot()
+    r = node.play(
+        {
+            "istioctl_version": mirror.releases["real"].version,
+            "istioctl_arch": "s390x",
+            "istioctl_mirror_url": mirror.url(),
+        }
+    )
+    assert_failed_untouched(r, node, before, "istioctl_arch", "s390x")

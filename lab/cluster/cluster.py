@@ -332,6 +332,10 @@ class Lab:
         logs = sd / "logs"
         bins = {name: str(path) for b in builds.values() for name, path in b.binaries.items()}
         deadline = time.monotonic() + timeout
+        t_start = time.monotonic()
+
+        def mark(label: str) -> None:  # seconds since the start of the bring-up, kept in lab.json
+            state.setdefault("timings", {})[label] = round(time.monotonic() - t_start, 2)
 
         def record(p: procs.Proc) -> None:
             started.append(p)
@@ -395,6 +399,7 @@ class Lab:
             deadline,
             "etcd /health",
         )
+        mark("etcd /health")
 
         # kube-apiserver
         self._say(f"starting kube-apiserver on {server}")
@@ -426,6 +431,7 @@ class Lab:
         record(api)
         admin = Api(bind, api_port, cert, "admin")
         _wait(lambda: admin.get_text("/readyz", quiet=True) == "ok", api, deadline, "kube-apiserver /readyz")
+        mark("kube-apiserver /readyz")
 
         # controller-manager, scheduler, kwok
         self._say("starting kube-controller-manager, kube-scheduler, kwok")
@@ -491,13 +497,16 @@ class Lab:
             deadline,
             "kube-controller-manager /healthz",
         )
+        mark("kube-controller-manager /healthz")
         _wait(
             lambda: _https_get_ok("127.0.0.1", ports["scheduler"], "/healthz"),
             sched,
             deadline,
             "kube-scheduler /healthz",
         )
+        mark("kube-scheduler /healthz")
         _wait(lambda: _http_get_ok("127.0.0.1", ports["kwok"], "/healthz", b"ok"), kwok, deadline, "kwok /healthz")
+        mark("kwok /healthz")
 
         # nodes
         version = builds["kube"].version
@@ -516,6 +525,7 @@ class Lab:
             return all(n.name in ready for n in nodes)
 
         _wait(nodes_ready, kwok, deadline, "nodes Ready (set by kwok)", others=started)
+        mark("nodes Ready (set by kwok)")
         # the service-account controller is what lets pods be created in a namespace
         _wait(
             lambda: admin.exists("/api/v1/namespaces/default/serviceaccounts/default"),
@@ -524,6 +534,7 @@ class Lab:
             "default ServiceAccount (kube-controller-manager)",
             others=started,
         )
+        mark("default ServiceAccount (kube-controller-manager)")
 
 
 # --------------------------------------------------------------------------------------------

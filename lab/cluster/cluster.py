@@ -49,9 +49,10 @@ class NodeSpec:
 
 
 def parse_nodes(text: str) -> list[NodeSpec]:
-    """``name[:role][@address],...``; without any role given the first node is the control plane."""
+    """``name[:role][@address],...``; unless a node is named control-plane, the first node
+    without a role is the control plane (the others default to worker)."""
     specs: list[NodeSpec] = []
-    explicit_role = False
+    unset: list[NodeSpec] = []
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, _, address = item.partition("@")
         name, _, role = name.partition(":")
@@ -60,24 +61,24 @@ def parse_nodes(text: str) -> list[NodeSpec]:
                 f"--nodes: {name!r} is not a valid node name (lower-case letters, digits, '-', '.'); "
                 f"example: --nodes {DEFAULT_NODES}"
             )
-        if role:
-            explicit_role = True
-            if role not in ("control-plane", "worker"):
-                raise LabError(f"--nodes: role {role!r} of {name} must be 'control-plane' or 'worker'")
+        if role and role not in ("control-plane", "worker"):
+            raise LabError(f"--nodes: role {role!r} of {name} must be 'control-plane' or 'worker'")
         if address:
             try:
                 ipaddress.ip_address(address)
             except ValueError as exc:
                 raise LabError(f"--nodes: address {address!r} of {name} is not an IP address") from exc
         specs.append(NodeSpec(name, role or "worker", address or None))
+        if not role:
+            unset.append(specs[-1])
     if not specs:
         raise LabError(f"--nodes is empty; example: --nodes {DEFAULT_NODES}")
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LabError(f"--nodes: duplicate node names {dupes}")
-    if not explicit_role:
-        specs[0].role = "control-plane"
+    if unset and not any(s.role == "control-plane" for s in specs):
+        unset[0].role = "control-plane"
     return specs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"labctl {args.cmd}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into head & co.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"labctl {args.cmd}: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import http.client
 import ipaddress
 import json
@@ -207,7 +208,23 @@ class Lab:
         return Api(state["bind_address"], state["ports"]["apiserver"], pki.Pki(self.state_dir / "pki"), "admin")
 
     # ---- down
+    @contextlib.contextmanager
+    def _locked(self):
+        """One up/down at a time per state directory (a lock file next to it)."""
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir.parent / f".{self.state_dir.name}.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._say(f"waiting for another labctl up/down on {self.state_dir}")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
     def down(self) -> dict:
+        with self._locked():
+            return self._down()
+
+    def _down(self) -> dict:
         state = self.load()
         stopped = []
         if state is not None:
@@ -223,7 +240,12 @@ class Lab:
         return {"stopped": stopped, "removed": str(self.state_dir) if existed else None}
 
     # ---- up
-    def up(
+    def up(self, *args, **kwargs) -> dict:
+        """Start the lab (see ``_up``); serialised with other up/down calls on the same state."""
+        with self._locked():
+            return self._up(*args, **kwargs)
+
+    def _up(
         self,
         nodes: list[NodeSpec] | None = None,
         bind_address: str = "127.0.0.1",

@@ -34,16 +34,20 @@ def major_minor(version):
 
 
 def deployment_version(deployment):
-    """The Istio version a control-plane Deployment runs: its version label or its image tag."""
-    labels = (deployment.get("metadata") or {}).get("labels") or {}
-    for key in ("app.kubernetes.io/version", "operator.istio.io/version"):
-        if labels.get(key):
-            return labels[key]
+    """The Istio version a control-plane Deployment runs: its image tag when that is a version,
+    else its version label. The tag comes first because builds from Istio's main branch label
+    their Helm charts 1.0.0 whatever they run; releases agree on both."""
     template = (deployment.get("spec") or {}).get("template") or {}
     for container in (template.get("spec") or {}).get("containers") or []:
         image = container.get("image") or ""
         if ":" in image.rsplit("/", 1)[-1]:
-            return image.rsplit(":", 1)[1]
+            tag = image.rsplit(":", 1)[1]
+            if major_minor(tag):
+                return tag
+    labels = (deployment.get("metadata") or {}).get("labels") or {}
+    for key in ("app.kubernetes.io/version", "operator.istio.io/version"):
+        if labels.get(key):
+            return labels[key]
     return None
 
 

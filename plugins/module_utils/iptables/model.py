@@ -92,15 +92,14 @@ class Rule:
         self.line = line
         self._compiled = None
 
-    # Set by the parser module: parses match tokens, raising ParseError with source and line.
+    # Set by the parser module: parses a rule's matches, raising ParseError with source and line.
     lazy_parser = None
 
     @property
     def matches(self):
         matches = self._matches
         if matches is None:
-            lazy = self._lazy
-            matches = self._matches = Rule.lazy_parser(lazy[0], lazy[1], self.line, self.text)
+            matches = self._matches = Rule.lazy_parser(self)
             self._lazy = None
         return matches
 

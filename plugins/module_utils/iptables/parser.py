@@ -371,8 +371,11 @@ def _lazy_split(tokens):
     return position
 
 
-def _parse_matches(tokens, source, line, text):
-    matches, _target, _options, _goto, _counters = parse_rule_tokens(tokens, source, line, text)
+def _parse_matches(rule):
+    tokens, source = rule._lazy
+    if isinstance(tokens, int):  # position of -j/-g in the rule's line
+        tokens = split_tokens(rule._line, source, rule.line)[2:tokens]
+    matches, _target, _options, _goto, _counters = parse_rule_tokens(tokens, source, rule.line, rule.text)
     return matches
 
 
@@ -434,7 +437,7 @@ def _parse_dumps(text, source, family, backend, lazy):
                         counters[1] if counters else None,
                         lineno,
                     )
-                    rule._lazy = (tokens[2:jump], source)
+                    rule._lazy = (jump, source)  # the line is split again on first use: less memory
                     rule._line = line
                     rules.append(rule)
                     state.pending_rules.append(rule)

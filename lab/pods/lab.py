@@ -103,6 +103,7 @@ class Pod:
     start_times: dict = field(default_factory=dict)  # role -> /proc start time
     procs: dict = field(default_factory=dict, repr=False)  # role -> Popen (only in the creating process)
     up_seconds: float = 0.0
+    identity: bool = True  # False: Envoy does not know the pod's name (no env, generic node id)
 
     @property
     def backend(self) -> str | None:
@@ -316,8 +317,13 @@ class PodLab:
         app: str = "nginx",
         gateway: bool = False,
         gateway_target: tuple[str, int] | None = None,
+        identity: bool = True,
     ) -> Pod:
-        """Create one pod and wait until its app (and Envoy) listen."""
+        """Create one pod and wait until its app (and Envoy) listen.
+
+        ``identity=False`` starts Envoy without the pod's name in its environment or node id, as an
+        Envoy started by hand would be: only its address (or the Kubernetes API) can name the pod.
+        """
         return self.add_pods(
             [
                 dict(
@@ -330,6 +336,7 @@ class PodLab:
                     app=app,
                     gateway=gateway,
                     gateway_target=gateway_target,
+                    identity=identity,
                 )
             ]
         )[0]
@@ -355,6 +362,7 @@ class PodLab:
         app="nginx",
         gateway=False,
         gateway_target=None,
+        identity=True,
     ) -> Pod:
         if self.closed:
             raise RuntimeError("PodLab is closed")
@@ -389,6 +397,7 @@ class PodLab:
             gateway=gateway,
             workdir=workdir,
             veth=veth,
+            identity=identity,
         )
         self.pods[name] = pod
         pod.netns_path = self._add_netns(netns)
@@ -471,6 +480,8 @@ http {{
             inbound_port=pod.capture.inbound_capture_port if pod.capture else 15006,
             outbound_port=pod.capture.outbound_capture_port if pod.capture else 15001,
         )
+        if not pod.identity:
+            config["node"] = {"id": f"lab-envoy-{os.path.basename(pod.netns_path)}", "cluster": "lab"}
         path = envoy_cfg.write_bootstrap(os.path.join(pod.workdir, "envoy-rev.json"), config)
         log = os.path.join(pod.workdir, "envoy.log")
         with open(log, "a", encoding="utf-8"):
@@ -484,6 +495,8 @@ http {{
             "ISTIO_META_WORKLOAD_NAME": pod.labels.get("app", pod.name),
             "ISTIO_METAJSON_LABELS": json.dumps(pod.labels, sort_keys=True),
         }
+        if not pod.identity:
+            env = {"PATH": env["PATH"]}
         self._start(
             pod, "envoy", envoy_cfg.envoy_command(self._envoy_bin, path, log, uid, gid), env=env, cwd=pod.workdir
         )

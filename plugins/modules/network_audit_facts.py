@@ -13,9 +13,9 @@ description:
     - processes named C(envoy) or C(pilot-agent), or running as one of O(proxy_uids) - and groups
     them by network-namespace inode.
   - Names each pod from the container runtime (C(crictl), C(docker) labels
-    C(io.kubernetes.pod.name)/C(namespace)) when the node has one, else from the proxy's
-    environment (C(POD_NAME), C(POD_NAMESPACE)) or its Envoy bootstrap node id, else as
-    "pod with IP x in netns inode y".
+    C(io.kubernetes.pod.name)/C(namespace)) when the node has one, else from the Kubernetes API's
+    pod list by IP (O(known_pods)), else from the proxy's environment (C(POD_NAME),
+    C(POD_NAMESPACE)) or its Envoy bootstrap node id, else as "pod with IP x in netns inode y".
   - Records, per namespace, its addresses and its listening TCP sockets with the owning process
     (asked from inside the namespace with netlink sock_diag, as C(ss -ltn) does, or read from
     C(/proc/PID/net/tcp) and C(tcp6); no C(netstat) needed).
@@ -76,6 +76,15 @@ options:
         (C(proxy_uid), C(inbound_port), C(outbound_port), C(excluded_inbound_ports), ...).
     type: dict
     default: {}
+  known_pods:
+    description:
+      - Pods as the Kubernetes API lists them (C(ip) or C(ips), C(name), C(namespace), C(labels)),
+        for example built by the C(meshops.istio.network_audit) role from M(kubernetes.core.k8s_info)
+        on the controller. A sidecar whose address is listed is named from it, unless the node's
+        container runtime named it already.
+    type: list
+    elements: dict
+    default: []
   probe:
     description:
       - Open one TCP connection from the node to each sidecar pod's application port and report
@@ -217,6 +226,7 @@ ARGUMENT_SPEC = dict(
     families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
     runtime_lookup=dict(type="bool", default=True),
     expected=dict(type="dict", default={}),
+    known_pods=dict(type="list", elements="dict", default=[]),
     probe=dict(type="bool", default=False),
     probe_timeout=dict(type="float", default=2.0),
     node_netns=dict(type="path"),

@@ -39,6 +39,7 @@ DEFAULTS = {
     "workers": 0,
     "dump_timeout": 30,
     "expected": {},
+    "known_pods": [],
 }
 
 
@@ -136,6 +137,27 @@ def _is_gateway(name, labels, kind):
     if kind == "router" or labels.get("istio") in GATEWAY_LABELS:
         return True
     return bool(name and ("ingressgateway" in name or "egressgateway" in name))
+
+
+def _api_names(pods, known_pods):
+    """Name pods by IP from the Kubernetes API's pod list (given by the controller)."""
+    by_ip = {}
+    for item in known_pods:
+        if item.get("host_network"):
+            continue
+        for ip in item.get("ips") or [item.get("ip")]:
+            if ip:
+                by_ip[ip] = item
+    for pod in pods:
+        item = next((by_ip[ip] for ip in pod.get("ips", []) if ip in by_ip), None)
+        if item is None:
+            continue
+        pod["name"], pod["namespace"] = item.get("name"), item.get("namespace")
+        pod["named_by"] = "kubernetes api (pod IP)"
+        pod["labels"] = item.get("labels") or pod.get("labels") or {}
+        if _is_gateway(pod["name"], pod["labels"], None):
+            pod["role"] = "gateway"
+        pod["display"] = _display(pod)
 
 
 def _runtime_name(entry, pod, runtime_index):
@@ -594,6 +616,8 @@ def run_audit(options, after_discovery=None):
         if pod["id"] in results:
             _attach_sockets(pod, results[pod["id"]].pop("__sockets__", None))
     host_dumps = results.pop("host")
+    if opts["known_pods"]:
+        _api_names(pods, opts["known_pods"])
     if runtime_future is not None:
         runtime_index, notes = runtime_future.result()
         report["runtime"]["notes"] = notes

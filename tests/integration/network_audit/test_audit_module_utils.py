@@ -267,3 +267,33 @@ def test_fifty_sidecar_pods(pod_lab):
     assert all(codes(p) == set() for p in report["pods"])
     assert len([k for k in raw if k.endswith(".nft.rules")]) == 51
     print(f"audit of 50 pods: {elapsed:.3f} s ({report['timings']})")
+
+
+def test_a_pod_nobody_can_name_is_named_by_its_address(pod_lab):
+    pod = pod_lab.add_pod("anonymous", identity=False)
+    report, _ = audit(pod_lab)
+    (entry,) = report["pods"]
+    assert entry["name"] is None and entry["named_by"] == "address"
+    assert entry["display"] == f"pod with IP {pod.ip} in netns inode {entry['netns_inode']}"
+    assert codes(entry) == set()
+
+
+def test_known_pods_from_the_api_name_sidecars_by_ip(pod_lab):
+    from ansible_collections.meshops.istio.plugins.module_utils.network_audit.known_pods import known_pod
+
+    pod = pod_lab.add_pod("anonymous", identity=False)
+    api_pod = {
+        "metadata": {"name": "reviews-v2-abc", "namespace": "jiuxi", "labels": {"app": "reviews"}},
+        "spec": {"nodeName": "w1"},
+        "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}]},
+    }
+    host_network = {
+        "metadata": {"name": "kube-proxy-x", "namespace": "kube-system"},
+        "spec": {"hostNetwork": True},
+        "status": {"podIP": pod.ip},
+    }
+    report, _ = audit(pod_lab, known_pods=[known_pod(host_network), known_pod(api_pod)])
+    (entry,) = report["pods"]
+    assert (entry["namespace"], entry["name"]) == ("jiuxi", "reviews-v2-abc")
+    assert entry["named_by"] == "kubernetes api (pod IP)"
+    assert entry["labels"] == {"app": "reviews"}

@@ -129,3 +129,35 @@ def test_unwritable_report_dir_is_named(tmp_path, pod_lab):
     text = " ".join(proc.stdout.split())  # the callback folds long messages
     assert f"network_audit_report_dir={blocker / 'reports'} cannot be written on the controller" in text
     assert "1 sidecar pod(s)" in text  # the audit itself still ran and said what it found
+
+
+@pytest.mark.lab
+def test_pods_named_from_the_real_kubernetes_api(tmp_path, pod_lab, lab_cluster, k8s_namespace):
+    pod = pod_lab.add_pod("anonymous", identity=False)
+    # A Pod object bound to a node no kubelet serves, with the lab pod's address as its IP.
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "reviews-v2-abc", "namespace": k8s_namespace, "labels": {"app": "reviews"}},
+        "spec": {"nodeName": "network-audit-node", "containers": [{"name": "app", "image": "nginx"}]},
+    }
+    lab_cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    patch = {"status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}]}}
+    lab_cluster.kubectl(
+        "-n",
+        k8s_namespace,
+        "patch",
+        "pod",
+        "reviews-v2-abc",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
+    proc = run_playbook(
+        tmp_path, pod_lab, network_audit_kubernetes_lookup=True, network_audit_kubeconfig=str(lab_cluster.kubeconfig)
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (entry,) = json.loads((tmp_path / "reports" / "node1.json").read_text())["pods"]
+    assert (entry["namespace"], entry["name"]) == (k8s_namespace, "reviews-v2-abc")
+    assert entry["named_by"] == "kubernetes api (pod IP)"

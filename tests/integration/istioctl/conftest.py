@@ -9,15 +9,12 @@ and the symlink for it, never on the printed version.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
 import uuid
@@ -26,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from .release_tools import WRONG_SHA256, Release, lab_release, publish, relabel, relabelled_version
 
 REPO = Path(__file__).resolve().parents[3]
 NODE_IMAGE = os.environ.get("MESHOPS_NODE_IMAGE", "localhost/meshops-node:bookworm")
@@ -48,57 +47,6 @@ def podman(*args: str, check: bool = True, timeout: int = 120) -> subprocess.Com
     )
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@dataclass
-class Release:
-    version: str
-    archive: Path
-    sha256: str
-    relabelled: bool = False
-
-    @property
-    def filename(self) -> str:
-        return self.archive.name
-
-
-def relabel(real: Release, version: str, workdir: Path) -> Release:
-    """Pack the real bundle again under another version label (same real binary inside)."""
-    src_top = f"istio-{real.version}"
-    dst = workdir / f"istio-{version}-linux-amd64.tar.gz"
-    with (
-        tarfile.open(real.archive, "r:gz") as tin,
-        gzip.open(dst, "wb", compresslevel=1) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tout,
-    ):
-        for member in tin:
-            name = member.name
-            assert name == src_top or name.startswith(src_top + "/"), name
-            member.name = f"istio-{version}" + name[len(src_top) :]
-            if member.islnk():
-                member.linkname = f"istio-{version}" + member.linkname[len(src_top) :]
-            tout.addfile(member, tin.extractfile(member) if member.isfile() else None)
-    return Release(version, dst, sha256_file(dst), relabelled=True)
-
-
-def publish(release: Release, root: Path, sha256: str | None = None) -> None:
-    """Lay a release out as the official download site does: <root>/<version>/<archive>{,.sha256}."""
-    d = root / release.version
-    d.mkdir(parents=True, exist_ok=True)
-    target = d / release.filename
-    if not target.exists():
-        os.link(release.archive, target) if release.archive.stat().st_dev == d.stat().st_dev else shutil.copyfile(
-            release.archive, target
-        )
-    (d / f"{release.filename}.sha256").write_text(f"{sha256 or release.sha256}  {release.filename}\n")
-
-
 @pytest.fixture(scope="session")
 def podman_ready() -> None:
     if shutil.which("podman") is None:
@@ -110,19 +58,16 @@ def podman_ready() -> None:
 @pytest.fixture(scope="session")
 def real_release(podman_ready) -> Release:
     """The lab's real istioctl release bundle (built from istio.io/istio by lab/labctl)."""
-    proc = subprocess.run(
-        [str(REPO / "lab" / "labctl"), "bundle", "--json"], cwd=REPO, capture_output=True, text=True, timeout=3600
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"lab/labctl bundle failed (rc={proc.returncode}): {proc.stderr[-2000:]}")
-    info = json.loads(proc.stdout)
-    return Release(info["version"], Path(info["archive"]), info["sha256"])
+    try:
+        return lab_release()
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")
 def releases(real_release, tmp_path_factory) -> dict[str, Release]:
     work = tmp_path_factory.mktemp("istioctl-releases")
-    return {"real": real_release, "relabelled": relabel(real_release, f"{real_release.version}.relabelled", work)}
+    return {"real": real_release, "relabelled": relabel(real_release, relabelled_version(real_release.version), work)}
 
 
 @dataclass
@@ -153,7 +98,7 @@ def mirror(releases, tmp_path_factory) -> Mirror:
     root = tmp_path_factory.mktemp("istioctl-mirror")
     for rel in releases.values():
         publish(rel, root)
-    publish(releases["relabelled"], root / "corrupt", sha256=hashlib.sha256(b"not the archive").hexdigest())
+    publish(releases["relabelled"], root / "corrupt", sha256=WRONG_SHA256)
     podman("network", "create", network)
     try:
         podman(

@@ -3,8 +3,9 @@
 
 * the lab's real bundle comes from ``lab/labctl bundle --json`` (istioctl built from istio.io/istio);
 * ``relabel`` packs that same real bundle again under a second version label,
-  ``<real version>.relabelled``, for upgrade tests. It is a RELABELLED COPY: its binary is the
-  same real istioctl and prints the real version, so tests check its directory and symlink only;
+  ``<real version>.relabelled`` (``-relabelled`` when it has no pre-release), for upgrade tests.
+  It is a RELABELLED COPY: its binary is the same real istioctl and prints the real version,
+  so tests check its directory and symlink only;
 * ``publish`` lays releases out as the official download site does:
   ``<root>/<version>/istio-<version>-linux-<arch>.tar.gz`` and its ``.sha256``.
 
@@ -64,6 +65,13 @@ def lab_release(timeout: int = 3600) -> Release:
     return Release(info["version"], Path(info["archive"]), info["sha256"])
 
 
+def relabelled_version(version: str) -> str:
+    """The label of the relabelled copy: one more pre-release identifier, "relabelled"."""
+    core, plus, build = version.partition("+")
+    core += ".relabelled" if "-" in core else "-relabelled"
+    return core + plus + build
+
+
 def relabel(real: Release, version: str, workdir: Path) -> Release:
     """Pack the real bundle again under another version label (same real binary inside)."""
     src_top = f"istio-{real.version}"
@@ -106,7 +114,7 @@ def mirror_tree(out: Path) -> dict[str, Release]:
     work = out / ".work"
     work.mkdir(exist_ok=True)
     real = lab_release()
-    relabelled = relabel(real, f"{real.version}.relabelled", work)
+    relabelled = relabel(real, relabelled_version(real.version), work)
     publish(real, out)
     publish(relabelled, out)
     publish(relabelled, out / "corrupt", sha256=WRONG_SHA256)

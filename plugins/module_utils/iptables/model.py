@@ -16,6 +16,8 @@ import contextlib
 import gc
 from collections import namedtuple
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import ParseError
+
 TABLES = ("raw", "mangle", "nat", "filter", "security")
 DEFAULT_TABLES = ("raw", "mangle", "nat", "filter")
 
@@ -47,17 +49,18 @@ class Rule:
     """One rule of a chain."""
 
     __slots__ = (
+        "_bytes",
         "_compiled",
+        "_counters",
         "_lazy",
         "_line",
         "_matches",
+        "_packets",
         "_spec",
-        "bytes",
         "chain",
         "goto",
         "line",
         "number",
-        "packets",
         "table",
         "target",
         "target_options",
@@ -87,8 +90,9 @@ class Rule:
         self.target = target
         self.target_options = target_options
         self.goto = goto
-        self.packets = packets
-        self.bytes = bytes_
+        self._packets = packets
+        self._bytes = bytes_
+        self._counters = None  # ("packets:bytes", source) of a dumped rule, read on first use
         self.line = line
         self._compiled = None
 
@@ -102,6 +106,29 @@ class Rule:
             matches = self._matches = Rule.lazy_parser(self)
             self._lazy = None
         return matches
+
+    def _read_counters(self):
+        text, source = self._counters
+        packets, _sep, bytes_ = text.partition(":")
+        try:
+            self._packets, self._bytes = int(packets), int(bytes_)
+        except ValueError:
+            raise ParseError(
+                f"malformed counters [{text}] (expected [packets:bytes])", source, self.line, self.text
+            ) from None
+        self._counters = None
+
+    @property
+    def packets(self):
+        if self._counters is not None:
+            self._read_counters()
+        return self._packets
+
+    @property
+    def bytes(self):
+        if self._counters is not None:
+            self._read_counters()
+        return self._bytes
 
     @property
     def spec(self):

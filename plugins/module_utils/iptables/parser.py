@@ -401,12 +401,12 @@ def _parse_dumps(text, source, family, backend, lazy):
         if not line:
             continue
         first = line[0]
-        counters = None
+        counters = counters_text = None
         if first == "[":
             end = line.find("]")
             if end < 0:
                 raise ParseError("malformed counters (no closing ']')", source, lineno, raw)
-            counters = _parse_counters(line[: end + 1], source, lineno, raw)
+            counters_text = line[1:end]
             line = line[end + 1 :].lstrip()
             first = line[:1]
         if first == "-":
@@ -433,15 +433,19 @@ def _parse_dumps(text, source, family, backend, lazy):
                         target,
                         target_options,
                         goto,
-                        counters[0] if counters else None,
-                        counters[1] if counters else None,
+                        None,
+                        None,
                         lineno,
                     )
+                    if counters_text is not None:
+                        rule._counters = (counters_text, source)  # read on first use of rule.packets
                     rule._lazy = (jump, source)  # the line is split again on first use: less memory
                     rule._line = line
                     rules.append(rule)
                     state.pending_rules.append(rule)
                     continue
+            if counters_text is not None:
+                counters = _parse_counters(f"[{counters_text}]", source, lineno, raw)
             parts = line.split(None, 2)
             command = parts[0]
             if len(parts) < 2:

@@ -136,3 +136,13 @@ def test_bad_input_names_source_and_line(case):
     assert error.line == case["line"]
     assert case["message"] in str(error)
     assert str(error).startswith(f"dump.txt line {case['line']}: ")
+
+
+def test_malformed_rule_counters_fail_when_read():
+    ruleset = parse_dump("*filter\n:INPUT ACCEPT [0:0]\n[1:x] -A INPUT -j ACCEPT\nCOMMIT\n", source="c.txt")
+    rule = ruleset.chain("filter", "INPUT").rules[0]
+    assert rule.target == "ACCEPT"
+    with pytest.raises(ParseError, match=r"^c.txt line 3: malformed counters \[1:x\]"):
+        rule.to_dict()
+    with pytest.raises(ParseError, match="malformed counters"):
+        parse_dump("*filter\n:INPUT ACCEPT [0:0]\n[1:x] -A INPUT -j ACCEPT\nCOMMIT\n", lazy=False)

@@ -15,6 +15,7 @@ Figures (targets from issue 3):
 import argparse
 import importlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -166,6 +167,17 @@ def bench_namespace(size, text, repeat):
 
         eng_best, eng_median, result = best_of(engine, repeat)
 
+        def cpu_of(func):
+            """CPU seconds of this process and of its children while func runs (load-independent)."""
+            own, child = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            func()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            children = (after.ru_utime - child.ru_utime) + (after.ru_stime - child.ru_stime)
+            return time.process_time() - own, children
+
+        save_cpu = min(sum(cpu_of(lambda: _run(save_argv))) for _round in range(repeat))
+        eng_own, eng_child = min((cpu_of(engine) for _round in range(repeat)), key=sum)
+
         def engine_auto():
             read = read_rules(netns=ns)
             return audit(read.rulesets["ipv4"], local_addresses=read.local_addresses)
@@ -180,6 +192,11 @@ def bench_namespace(size, text, repeat):
         print(
             f"  engine read+parse+audit (nft, IPv4): best {eng_best * 1000:.1f} ms, median {eng_median * 1000:.1f} ms"
             f" -> ratio {eng_best / save_best:.2f}x (target <= 2x)"
+        )
+        print(
+            f"  CPU time: iptables-nft-save {save_cpu * 1000:.0f} ms; engine {(eng_own + eng_child) * 1000:.0f} ms "
+            f"(Python {eng_own * 1000:.0f} ms + iptables-nft-save {eng_child * 1000:.0f} ms) -> ratio "
+            f"{(eng_own + eng_child) / save_cpu:.2f}x"
         )
         print(
             f"  engine with backend=auto (nft+legacy, IPv4+IPv6, ip address): best {auto_best * 1000:.1f} ms "

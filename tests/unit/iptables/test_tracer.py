@@ -13,7 +13,7 @@ CASES = [
         case["dump"], form, case.get("local_addresses"), packet, id=f"{case['dump']}-{form}-{packet['packet']['name']}"
     )
     for case in load_yaml("trace_cases.yml")
-    for form in FORMS
+    for form in case.get("forms", FORMS)
     for packet in case["packets"]
 ]
 

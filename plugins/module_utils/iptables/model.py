@@ -56,6 +56,7 @@ class Rule:
         "_line",
         "_matches",
         "_packets",
+        "_source",
         "_spec",
         "chain",
         "goto",
@@ -86,13 +87,14 @@ class Rule:
         self._spec = spec
         self._line = None  # the "-A CHAIN ..." line, when spec is derived from it on first use
         self._matches = matches
-        self._lazy = None  # (match tokens, source): parsed on first use of .matches
+        self._lazy = None  # match tokens, or the -j position in _line: parsed on first use of .matches
+        self._source = None  # the input's name, for errors found on first use
         self.target = target
         self.target_options = target_options
         self.goto = goto
         self._packets = packets
         self._bytes = bytes_
-        self._counters = None  # ("packets:bytes", source) of a dumped rule, read on first use
+        self._counters = None  # "packets:bytes" of a dumped rule, read on first use
         self.line = line
         self._compiled = None
 
@@ -108,7 +110,7 @@ class Rule:
         return matches
 
     def _read_counters(self):
-        text, source = self._counters
+        text, source = self._counters, self._source
         packets, _sep, bytes_ = text.partition(":")
         try:
             self._packets, self._bytes = int(packets), int(bytes_)

@@ -43,6 +43,7 @@ _BASIC = {
     "--protocol": "protocol",
 }
 _IPV6_ADDRESS = re.compile(r"(?:^|\s)(?:-s|-d|--source|--destination|--src|--dst)\s+\S*:")
+_NO_OPTIONS = ()  # shared by every rule whose target has no options
 _MATCH = frozenset(("-m", "--match"))
 _JUMP = frozenset(("-j", "--jump"))
 _GOTO = frozenset(("-g", "--goto"))
@@ -372,7 +373,7 @@ def _lazy_split(tokens):
 
 
 def _parse_matches(rule):
-    tokens, source = rule._lazy
+    tokens, source = rule._lazy, rule._source
     if isinstance(tokens, int):  # position of -j/-g in the rule's line
         tokens = split_tokens(rule._line, source, rule.line)[2:tokens]
     matches, _target, _options, _goto, _counters = parse_rule_tokens(tokens, source, rule.line, rule.text)
@@ -420,7 +421,7 @@ def _parse_dumps(text, source, family, backend, lazy):
                 chain = table.chains.get(tokens[1]) if len(tokens) > 1 else None
                 if jump is not None and jump >= 2 and chain is not None and jump + 1 < len(tokens):
                     if jump + 2 == len(tokens):  # "-j TARGET" without options, the common case
-                        target, target_options, goto = tokens[jump + 1], [], tokens[jump] == "-g"
+                        target, target_options, goto = tokens[jump + 1], _NO_OPTIONS, tokens[jump] == "-g"
                     else:
                         _m, target, target_options, goto, _c = parse_rule_tokens(tokens[jump:], source, lineno, raw)
                     rules = chain.rules
@@ -438,8 +439,9 @@ def _parse_dumps(text, source, family, backend, lazy):
                         lineno,
                     )
                     if counters_text is not None:
-                        rule._counters = (counters_text, source)  # read on first use of rule.packets
-                    rule._lazy = (jump, source)  # the line is split again on first use: less memory
+                        rule._counters = counters_text  # read on first use of rule.packets
+                    rule._lazy = jump  # the line is split again on first use: less memory
+                    rule._source = source
                     rule._line = line
                     rules.append(rule)
                     state.pending_rules.append(rule)
@@ -498,7 +500,8 @@ def _parse_dumps(text, source, family, backend, lazy):
                     lineno,
                 )
                 if matches is None:
-                    rule._lazy = (tokens[:jump], source)
+                    rule._lazy = tokens[:jump]
+                    rule._source = source
                 rules = chain.rules
                 if position is None:
                     rules.append(rule)

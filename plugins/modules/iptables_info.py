@@ -178,6 +178,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_supp
     SOURCE_ARGSPEC,
     SOURCE_MUTUALLY_EXCLUSIVE,
     read_from_module,
+    short_lived_process,
 )
 
 
@@ -212,7 +213,8 @@ def main():
         argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
     )
     try:
-        result = run(module)
+        with short_lived_process():
+            result = run(module)
     except IptablesError as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     # Ansible's own warnings mechanism returns them as the result's "warnings" and shows them.

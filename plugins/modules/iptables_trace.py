@@ -241,6 +241,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_supp
     SOURCE_ARGSPEC,
     SOURCE_MUTUALLY_EXCLUSIVE,
     read_from_module,
+    short_lived_process,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
 
@@ -302,7 +303,8 @@ def main():
         argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
     )
     try:
-        result, warnings = run(module)
+        with short_lived_process():
+            result, warnings = run(module)
     except IptablesError as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     for warning in warnings:

@@ -4,6 +4,9 @@ No Ansible imports: the module object is used through ``run_command`` and ``get_
 The options are documented in ``plugins/doc_fragments/iptables_source.py``.
 """
 
+import contextlib
+import gc
+
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import ENV, read_rules
 
 SOURCE_ARGSPEC = {
@@ -42,3 +45,19 @@ def read_from_module(module, families=("ipv4", "ipv6")):
         runner=module_runner(module),
         which=module_which(module),
     )
+
+
+@contextlib.contextmanager
+def short_lived_process():
+    """For a module run (a process that exits right after): no cyclic garbage collection while
+    the rules are read, parsed and judged, and the objects made frozen afterwards, so the
+    collector never walks hundreds of thousands of rule objects (about 0.1 s per pass at 100k
+    rules). Not for long-lived processes: frozen objects are never collected."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

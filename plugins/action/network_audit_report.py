@@ -10,7 +10,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import render
+from ansible_collections.meshops.istio.plugins.module_utils.network_audit import htmlreport, render
 
 VALID = {"dest", "node", "report", "dumps", "reports", "formats"}
 
@@ -53,9 +53,9 @@ class ActionModule(ActionBase):
         if not dest:
             raise AnsibleActionFail("network_audit_report: dest (the report directory on the controller) is required")
         formats = args.get("formats") or ["json", "markdown"]
-        bad = set(formats) - {"json", "markdown"}
+        bad = set(formats) - {"json", "markdown", "html"}
         if bad:
-            raise AnsibleActionFail(f"network_audit_report: formats {sorted(bad)} unknown; use json and/or markdown")
+            raise AnsibleActionFail(f"network_audit_report: formats {sorted(bad)} unknown; use json, markdown, html")
         dest = os.path.abspath(os.path.expanduser(dest))
         written = []
         try:
@@ -95,6 +95,10 @@ class ActionModule(ActionBase):
                 if "markdown" in formats:
                     path = os.path.join(dest, f"{node}.md")
                     _write(path, render.markdown_node(report, dumps_dir=f"{node}/dumps"))
+                    written.append(path)
+                if "html" in formats:
+                    path = os.path.join(dest, f"{node}.html")
+                    _write(path, htmlreport.html_node(report, dumps_dir=f"{node}/dumps"))
                     written.append(path)
         except OSError as exc:
             raise AnsibleActionFail(

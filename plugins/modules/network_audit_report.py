@@ -12,7 +12,8 @@ description:
   - Writes what M(meshops.istio.network_audit_facts) returned for one node - C(NODE.json) (the
     report, see C(docs/network-audit-schema.md)), C(NODE.md) (packet paths, counters, findings
     for a person) and the raw dumps under C(NODE/dumps/) - or, with O(reports), the cluster
-    summary C(summary.json) and C(summary.md).
+    summary C(summary.json) and C(summary.md). With V(html) in O(formats), C(NODE.html) adds a
+    diagram (inline SVG) of every packet path.
   - Runs on the controller (an action plugin); nothing is sent to the managed host.
   - Always returns C(changed=false) - the reports are the output of a read-only audit, and the
     managed hosts are not changed.
@@ -41,7 +42,7 @@ options:
     description: Which files to write.
     type: list
     elements: str
-    choices: [json, markdown]
+    choices: [json, markdown, html]
     default: [json, markdown]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

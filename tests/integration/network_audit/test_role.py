@@ -79,9 +79,10 @@ def lab_with_problems(pod_lab):
 
 
 def test_reports_written_and_second_run_unchanged(tmp_path, lab_with_problems):
-    first = run_playbook(tmp_path, lab_with_problems, network_audit_fail_on="none")
+    formats = ["json", "markdown", "html"]
+    first = run_playbook(tmp_path, lab_with_problems, network_audit_fail_on="none", network_audit_formats=formats)
     assert first.returncode == 0, first.stdout + first.stderr
-    second = run_playbook(tmp_path, lab_with_problems, network_audit_fail_on="none")
+    second = run_playbook(tmp_path, lab_with_problems, network_audit_fail_on="none", network_audit_formats=formats)
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap(second.stdout)["changed"] == 0
     reports = tmp_path / "reports"
@@ -99,6 +100,8 @@ def test_reports_written_and_second_run_unchanged(tmp_path, lab_with_problems):
         "PREROUTING \u2192 ISTIO_INBOUND \u2192 ISTIO_IN_REDIRECT \u2192 REDIRECT :15006 \u2192 envoy (pid" in markdown
     )
     assert "Ingress gateway NodePort path" in markdown
+    page = (reports / "node1.html").read_text()
+    assert page.count("<svg") >= 10 and "ISTIO_IN_REDIRECT" in page and "OUTPUT_JUMP_MISSING" in page
     summary = json.loads((reports / "summary.json").read_text())
     assert summary["worst_severity"] == "error" and summary["nodes"]["node1"]["findings"]["error"] >= 1
     assert "default/bad" in (reports / "summary.md").read_text()

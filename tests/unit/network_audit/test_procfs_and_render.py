@@ -1,11 +1,18 @@
 """Pure parts of the network audit: /proc readers on captured files, node ids, thresholds, paths."""
 
 import os
+from html.parser import HTMLParser
 
 import pytest
 import yaml
 
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import findings, paths, procfs, render
+from ansible_collections.meshops.istio.plugins.module_utils.network_audit import (
+    findings,
+    htmlreport,
+    paths,
+    procfs,
+    render,
+)
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "network_audit")
 PROC = os.path.join(DATA, "proc")
@@ -118,3 +125,29 @@ def test_summary_and_markdown_of_two_nodes():
     text = render.markdown_summary(summ)
     assert "| n1 | ERROR | 1 | 0 | 2 | 0 | 0 | 0.1 | [n1](n1.md) |" in text
     assert "| n1 | default/bad | sidecar | error | PROXY_NOT_EXEMPT |" in text
+
+
+def test_path_diagram_draws_one_box_per_chain_and_the_end():
+    path = {
+        "name": "inbound_app_port",
+        "text": "PREROUTING \u2192 ISTIO_INBOUND \u2192 ISTIO_IN_REDIRECT \u2192 REDIRECT :15006 \u2192 "
+        "envoy (pid 42) listening on :15006",
+        "steps": [
+            dict(_step("nat", "PREROUTING", 1, "jump ISTIO_INBOUND"), packets=3),
+            dict(_step("nat", "ISTIO_INBOUND", 5, "jump ISTIO_IN_REDIRECT"), packets=3),
+            dict(_step("nat", "ISTIO_IN_REDIRECT", 1, "REDIRECT"), packets=3),
+        ],
+    }
+    svg = htmlreport.path_svg(path)
+    assert svg.count("<rect") == 5 and svg.count("<polygon") == 4
+    assert "pkts 3" in svg and "REDIRECT :15006" in svg
+    report = {
+        "node": {"hostname": "n1"},
+        "summary": {},
+        "findings": [],
+        "host": {},
+        "pods": [{"display": "default/web", "worst_severity": None, "findings": [], "paths": [path]}],
+    }
+    page = htmlreport.html_node(report)
+    HTMLParser().feed(page)  # well-formed enough for the standard parser
+    assert "<h2>default/web" in page and "<svg" in page

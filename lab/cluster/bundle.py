@@ -109,12 +109,20 @@ def make_bundle(force: bool = False, echo: bool = True) -> Bundle:
     archive_name = f"{name}-linux-{arch()}.tar.gz"
     directory = paths.bundle_root() / f"{version}-{b.directory.name.rsplit('-', 1)[-1]}"
     done = directory / ".complete"
-    if done.is_file() and not force:
-        archive = directory / archive_name
-        return Bundle(
-            version, directory, directory / name, archive, (directory / f"{archive_name}.sha256").read_text().split()[0]
-        )
 
+    def existing() -> Bundle:
+        digest = (directory / f"{archive_name}.sha256").read_text().split()[0]
+        return Bundle(version, directory, directory / name, directory / archive_name, digest)
+
+    if done.is_file() and not force:
+        return existing()
+    with labbuild._build_lock():  # one bundle maker at a time; a waiting one reuses the result
+        if done.is_file() and not force:
+            return existing()
+        return _make(b, tree, version, name, archive_name, directory, echo)
+
+
+def _make(b, tree: Path, version: str, name: str, archive_name: str, directory: Path, echo: bool) -> Bundle:
     tmp = directory.with_name(f".tmp-{directory.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     root = tmp / name

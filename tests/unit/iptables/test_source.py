@@ -1,0 +1,49 @@
+"""Reading rules from a saved file, and the errors for sources that do not exist (no root needed)."""
+
+import pytest
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import ParseError, SourceError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import namespace_path, read_rules
+
+from .helpers import dump_text
+
+
+def test_src_file_with_both_families(tmp_path):
+    path = tmp_path / "dump.txt"
+    path.write_text(dump_text("istio-default", "legacy.save") + dump_text("istio-ipv6-dns", "nft.save"))
+    read = read_rules(src=str(path))
+    assert read.backend == "file"
+    assert sorted(read.rulesets) == ["ipv4", "ipv6"]
+    assert read.rulesets["ipv4"].dialect == "legacy"
+    assert read.rulesets["ipv6"].dialect == "nft"
+    assert read.local_addresses is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"netns": "mo-no-such-namespace"}, "network namespace 'mo-no-such-namespace' not found"),
+        ({"netns": "/proc/999999999/ns/net"}, "/proc/999999999/ns/net does not exist"),
+        ({"pid": 999999999}, "process 999999999 not found"),
+        ({"pid": "abc"}, "pid 'abc' is not a process id"),
+        ({"src": "/nonexistent/dump.txt"}, "src /nonexistent/dump.txt: no such file"),
+        ({"src": "/etc/hostname", "netns": "x"}, "cannot be combined with netns or pid"),
+        ({"backend": "ebpf"}, "backend must be one of auto, nft, legacy"),
+    ],
+)
+def test_bad_sources_are_named(kwargs, message):
+    with pytest.raises(SourceError, match=message.replace("(", r"\(")):
+        read_rules(**kwargs)
+
+
+def test_netns_and_pid_together():
+    with pytest.raises(SourceError, match="either netns or pid"):
+        namespace_path("a", 1)
+
+
+def test_truncated_file_names_file_and_line(tmp_path):
+    path = tmp_path / "cut.txt"
+    text = dump_text("kube-node", "nft.save")
+    path.write_text(text[: text.index("COMMIT")])
+    with pytest.raises(ParseError, match=rf"^{path} line \d+: truncated dump: table 'nat' opened at line 2"):
+        read_rules(src=str(path))

@@ -28,6 +28,5 @@ _install_collection_finder()
 pytest_plugins = [
     name
     for name in ("lab.cluster.fixtures", "lab.pods.fixtures")
-    if importlib.util.find_spec(name.rsplit(".", 1)[0]) is not None
-    and importlib.util.find_spec(name) is not None
+    if importlib.util.find_spec(name.rsplit(".", 1)[0]) is not None and importlib.util.find_spec(name) is not None
 ]

@@ -154,7 +154,7 @@ class Ansible:
 
     def _run(self, argv):
         completed = subprocess.run(
-            argv, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=900, check=False
+            argv, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=300, check=False
         )
         try:
             return json.loads(completed.stdout)

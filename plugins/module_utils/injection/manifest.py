@@ -102,6 +102,12 @@ def check_injectable(resources):
         raise InjectionError("; ".join(problems))
 
 
+def already_injected(obj):
+    """The object's pods already get a sidecar from the object itself (manual injection done)."""
+    _metadata, spec = pod_template_of(obj)
+    return spec is not None and has_proxy(spec)
+
+
 def injection_summary(obj):
     metadata, spec = pod_template_of(obj)
     if spec is None:
@@ -135,8 +141,9 @@ def kube_inject(istioctl, resources, run_command, config, revision=None):
         argv = [istioctl, "kube-inject", "-f", source, "--injectConfigFile", inject_file, "--meshConfigFile", mesh_file]
         if values_file:
             argv += ["--valuesFile", values_file]
-        if revision:
-            argv += ["--revision", revision]
+        # Always name the revision: without --revision, istioctl asks the cluster for the default
+        # one (and waits for it when no cluster is reachable), even with configuration files.
+        argv += ["--revision", revision or "default"]
         rc, out, err = run_command(argv)
     if rc != 0:
         raise InjectionError(f"istioctl kube-inject failed (rc={rc}): {(err or out).strip()}")

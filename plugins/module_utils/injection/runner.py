@@ -216,10 +216,20 @@ class InjectionRunner:
             names = sorted({(o.get("metadata") or {}).get("namespace") for o in resources} - {None})
             self._require_namespaces(names)
         version = self._check_version(warnings)
-        injected, kube_warnings = manifest_mode.kube_inject(
-            params["istioctl_path"], resources, self.run_command, self._injector_config(), params.get("revision")
-        )
-        warnings.extend(kube_warnings)
+        # Objects that already carry a sidecar pass through as they are (minus server-owned
+        # fields): re-running kube-inject on them would re-render the sidecar from the defaulted
+        # object (e.g. ports gaining protocol: TCP) and report a change that is none.
+        todo = [obj for obj in resources if not manifest_mode.already_injected(obj)]
+        injected_todo = []
+        if todo:
+            injected_todo, kube_warnings = manifest_mode.kube_inject(
+                params["istioctl_path"], todo, self.run_command, self._injector_config(), params.get("revision")
+            )
+            warnings.extend(kube_warnings)
+        rendered = iter(injected_todo)
+        injected = [
+            manifest_mode.normalise(obj) if manifest_mode.already_injected(obj) else next(rendered) for obj in resources
+        ]
         summaries = [s for s in (manifest_mode.injection_summary(o) for o in injected) if s]
         for summary in summaries:
             if not summary["injected"]:

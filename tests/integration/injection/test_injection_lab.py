@@ -102,7 +102,8 @@ def test_manifest_apply_four_way_then_sidecars_ready(mesh, namespace):
     assert inject(mesh, check=True, **args)["changed"] is False
     assert inject(mesh, **args)["changed"] is False
     # The live (injected) object fed back: unchanged as well.
-    assert inject(mesh, **{**args, "definition": [live]})["changed"] is False
+    fed_back = inject(mesh, **{**args, "definition": [live]})
+    assert fed_back["changed"] is False, (fed_back.get("applied"), fed_back.get("diff"), fed_back.get("msg"))
 
     mesh.kubectl("rollout", "status", "deployment/nginx", "-n", namespace, "--timeout=120s")
     result = verify(mesh, checks=["sidecars"], sidecars={"namespaces": [namespace]})

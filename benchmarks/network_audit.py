@@ -172,15 +172,19 @@ def main():
             f"{'pods':>5} {'bare loop':>10} {'node-side':>10} {'ratio':>6} {'ansible':>8} {'- fixed':>8}"
             f" {'lab up':>7} {'lab down':>8}"
         )
+
+        def secs(value):
+            return "-" if value != value else f"{value:.2f}s"  # NaN: not measured (--quick)
+
         for r in rows:
             print(
                 f"{r['pods']:>5} {r['baseline_s'] * 1000:>8.1f}ms {r['node_side_s'] * 1000:>8.1f}ms"
-                f" {r['ratio']:>6.2f} {r['ansible_s']:>7.2f}s {r['ansible_minus_fixed_s']:>7.2f}s"
+                f" {r['ratio']:>6.2f} {secs(r['ansible_s']):>8} {secs(r['ansible_minus_fixed_s']):>8}"
                 f" {r['lab_up_s']:>6.2f}s {r['lab_down_s']:>7.2f}s"
             )
         print(
             "ansible fixed start-up cost (same playbook, zero pods): "
-            + ", ".join(f"{r['ansible_fixed_s']:.2f} s" for r in rows)
+            + ", ".join(secs(r["ansible_fixed_s"]) for r in rows)
         )
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         if len(rows) >= 2:

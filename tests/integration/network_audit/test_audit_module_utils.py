@@ -310,3 +310,29 @@ def test_known_pods_from_the_api_name_sidecars_by_ip(pod_lab):
     assert (entry["namespace"], entry["name"]) == ("jiuxi", "reviews-v2-abc")
     assert entry["named_by"] == "kubernetes api (pod IP)"
     assert entry["labels"] == {"app": "reviews"}
+
+
+def test_capture_options_are_reported_as_istio_init_was_told(pod_lab):
+    options = CaptureOptions(
+        proxy_uid=1500,
+        proxy_gid=1500,
+        exclude_inbound_ports=[15021, 15090, 9090],
+        outbound_include_cidrs=["10.96.0.0/12"],
+        outbound_exclude_cidrs=["10.96.9.0/24"],
+        exclude_outbound_ports=[3306],
+        dns_capture=True,
+    )
+    pod = pod_lab.add_pod("custom", capture=options)
+    report, _ = audit(pod_lab, proxy_uids=[1500])
+    (entry,) = report["pods"]
+    assert set(entry["proxy"]["processes"][0]["detected_by"]) == {"name", "uid"}
+    assert entry["proxy"]["uids"] == [1500]
+    capture = entry["capture"]
+    assert capture["proxy_uids"] == [1500] and capture["dns_capture"] is True
+    assert sorted(capture["excluded_inbound_ports"]) == [9090, 15021, 15090]
+    assert capture["outbound_include_cidrs"] == ["10.96.0.0/12"]
+    assert capture["outbound_exclude_cidrs"] == ["10.96.9.0/24"]
+    assert capture["excluded_outbound_ports"] == [3306]
+    assert codes(entry, ("error",)) == set()
+    listening = {s["port"]: s for s in entry["listening"]}
+    assert listening[15006]["pid"] == pod.pids["envoy"]

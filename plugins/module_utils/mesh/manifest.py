@@ -227,3 +227,49 @@ def deployments_not_available(deployments, wanted=None):
         if name not in found:
             problems.append(f"{name}: not found")
     return problems
+
+
+def apply_drift(registered):
+    """The real per-object differences in a kubernetes.core.k8s result (one object or a list):
+    ``[{"object": "Kind namespace/name", "before": ..., "after": ...}]``.
+
+    An object counts when kubernetes.core reports it changed and, if it computed a diff (the
+    task runs with ``diff: true``), the diff still differs once the API server's bookkeeping is
+    left out: managedFields (the server rewrites its timestamps when another field manager
+    wrote the object in between), resourceVersion, generation and status (controllers write
+    it while we read and apply). A list of definitions also hides each object's diff inside
+    ``result.results``, where Ansible's --diff output does not look; this brings it out."""
+    if not isinstance(registered, dict):
+        return []
+    inner = registered.get("result") or {}
+    results = inner.get("results") if isinstance(inner, dict) and "results" in inner else [registered]
+    drift = []
+    for res in results or []:
+        if not isinstance(res, dict) or not res.get("changed"):
+            continue
+        obj = res.get("result") or {}
+        name = f"{obj.get('kind', '?')} {describe(obj)}" if obj else "?"
+        if "diff" not in res:
+            drift.append({"object": name, "before": {}, "after": {}})
+            continue
+        diff = res.get("diff") or {}
+        before, after = _readable(diff.get("before")), _readable(diff.get("after"))
+        if before or after:
+            drift.append({"object": name, "before": before, "after": after})
+    return drift
+
+
+def _readable(side):
+    """A diff side without the API server's bookkeeping (managedFields, resourceVersion,
+    generation, status)."""
+    if not isinstance(side, dict):
+        return side if side is not None else {}
+    out = {k: v for k, v in side.items() if k != "status"}
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        meta = {k: v for k, v in meta.items() if k not in ("managedFields", "resourceVersion", "generation")}
+        if meta:
+            out["metadata"] = meta
+        else:
+            out.pop("metadata")
+    return out

@@ -69,3 +69,8 @@ def test_istioctl_set_args(case):
 def test_istioctl_set_args_refuses_structured_values():
     with pytest.raises(manifest.ManifestError, match="overlay"):
         manifest.istioctl_set_args({"values.global.meshNetworks": {"a": 1}})
+
+
+@pytest.mark.parametrize("case", CASES["drift"], ids=lambda c: c["id"])
+def test_apply_drift(case):
+    assert manifest.apply_drift(case["registered"]) == case["drift"]

@@ -139,21 +139,23 @@ def test_manifest_refuses_host_network_and_missing_namespace(mesh, namespace):
 
 
 def test_version_mismatch_is_refused_and_reported(mesh, namespace):
+    # istiod's version is read from its image tag (main-branch charts are labelled 1.0.0): run an
+    # istiod image of another minor release and the lab's istioctl no longer matches it.
     istiod = mesh.kubectl.json("get", "deployment", "istiod", "-n", "istio-system")
-    original = istiod["metadata"].get("labels", {}).get("app.kubernetes.io/version")
-    mesh.kubectl(
-        "label", "deployment", "istiod", "-n", "istio-system", "app.kubernetes.io/version=1.0.0", "--overwrite"
-    )
+    (container,) = [c for c in istiod["spec"]["template"]["spec"]["containers"] if c["name"] == "discovery"]
+    original = container["image"]
+    older = original.rsplit(":", 1)[0] + ":1.24.2"
+    mesh.kubectl("set", "image", "deployment/istiod", f"discovery={older}", "-n", "istio-system")
     try:
         result = inject(mesh, definition=[SEED_NGINX], namespace=namespace, apply=True)
-        assert result["failed"] is True
-        assert "does not match the control plane (istiod 1.0.0)" in result["msg"]
+        assert result.get("failed") is True, result
+        assert "does not match the control plane (istiod 1.24.2)" in result["msg"]
         assert not mesh.kubectl.exists("get", "deployment", "nginx", "-n", namespace)
         check = verify(mesh, checks=["control_plane"])
-        assert check["failed"] is True and "does not match the control plane" in check["msg"]
+        assert check.get("failed") is True and "does not match the control plane" in check["msg"]
     finally:
-        value = f"app.kubernetes.io/version={original}" if original else "app.kubernetes.io/version-"
-        mesh.kubectl("label", "deployment", "istiod", "-n", "istio-system", value, "--overwrite")
+        mesh.kubectl("set", "image", "deployment/istiod", f"discovery={original}", "-n", "istio-system")
+        mesh.kubectl("rollout", "status", "deployment/istiod", "-n", "istio-system", "--timeout=120s")
 
 
 def test_control_plane_check_passes_then_fails_on_scaled_down_istiod(mesh):

@@ -193,6 +193,8 @@ class Lab:
             "kubeconfig": state.get("kubeconfig"),
             "nodes": state.get("nodes"),
             "versions": state.get("versions"),
+            "up_seconds": state.get("up_seconds"),
+            "timings": state.get("timings"),
         }
         if result["up"]:
             try:

@@ -169,6 +169,10 @@ class Mesh:
 @pytest.fixture(scope="module")
 def mesh(lab_cluster, tmp_path_factory):
     m = Mesh(_kubeconfig_of(lab_cluster), _istioctl_of(lab_cluster), str(tmp_path_factory.mktemp("mesh")))
+    if NAMESPACE in m.namespaces():
+        # A shared session lab where another test left a control plane: start from none.
+        rc, _changed, failures, _f, _d = m.play("control_plane", istio_control_plane_state="absent", istio_purge=True)
+        assert rc == 0, failures
     assert NAMESPACE not in m.namespaces(), "the lab cluster must start without a control plane"
     yield m
     # Leave the shared cluster as we found it.
@@ -280,7 +284,7 @@ def test_profile_install_four_way(mesh):
 
 def test_every_manifest_object_exists_and_is_managed_by_the_role(mesh):
     for obj in mesh.planned_objects():
-        got = json.loads(mesh.kubectl("get", *ref(obj), "-o", "json").stdout)
+        got = json.loads(mesh.kubectl("get", *ref(obj), "-o", "json", "--show-managed-fields").stdout)
         managers = {m["manager"] for m in got["metadata"].get("managedFields", [])}
         assert "meshops-istio" in managers, (obj["kind"], obj["metadata"]["name"], managers)
 

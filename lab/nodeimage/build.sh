@@ -129,6 +129,17 @@ hooks=()
 for hook in "${NODE_IMAGE_CUSTOMIZE_HOOKS[@]}"; do
   hooks+=(--customize-hook="$hook")
 done
+wheels=""
+if [ -n "${NODE_IMAGE_PIP_PACKAGES:-}" ]; then
+  # Bookworm's python3 is 3.11 on amd64: fetch wheels for exactly that, with the host's pip.
+  wheels="$(mktemp -d)"
+  trap 'rm -rf "$wheels"' EXIT
+  # shellcheck disable=SC2086 # one requirement per word
+  python3 -m pip download --quiet --only-binary=:all: --python-version 3.11 --implementation cp \
+    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --dest "$wheels" $NODE_IMAGE_PIP_PACKAGES
+  hooks+=(--customize-hook="mkdir -p \"\$1/tmp/wheels\" && cp $wheels/*.whl \"\$1/tmp/wheels/\"")
+  hooks+=(--customize-hook="chroot \"\$1\" python3 -m pip install --quiet --no-index --find-links /tmp/wheels --break-system-packages $(printf '%q ' $NODE_IMAGE_PIP_PACKAGES) && rm -rf \"\$1/tmp/wheels\"")
+fi
 start=$SECONDS
 mmdebstrap --quiet --variant="$NODE_IMAGE_VARIANT" --include="$packages" "${hooks[@]}" \
   "$NODE_IMAGE_SUITE" - "$mirror" \

@@ -87,13 +87,15 @@ def test_gateway_split_manual_injection_weights_and_exact_removal(mesh, namespac
         ("tomcat-svc", 80),
         ("nginx-svc", 20),
     ]
-    # The sidecars check of istio_verify agrees: every pod READY 2/2.
-    result = mesh.ansible.module(
-        "meshops.istio.istio_verify",
-        {"checks": ["sidecars"], "sidecars": {"namespaces": [namespace]}, "kubeconfig": mesh.kubeconfig},
+    # playbooks/verify.yml agrees: control plane healthy, every sample pod READY 2/2.
+    stats, tasks = mesh.ansible.playbook(
+        "playbooks/verify.yml", dict(present, istio_verify_checks=["control_plane", "sidecars"])
     )
-    assert result["passed"] is True, result.get("msg")
-    assert {state["ready"] for state in result["report"]["sidecars"]["pods"].values()} == {"2/2"}
+    assert not stats.get("failures"), failure_messages(tasks)
+    report = dict(tasks)["Run the checks"]["report"]
+    assert report["control_plane"]["passed"] is True
+    assert {state["ready"] for state in report["sidecars"]["pods"].values()} == {"2/2"}
+    assert len(report["sidecars"]["pods"]) == 2
 
     mesh.kubectl("apply", "-n", namespace, "-f", "-", input_text=yaml.safe_dump(FOREIGN_VS))
     assert_four_way(four_way(mesh, dict(present, istio_samples_state="absent")))

@@ -40,7 +40,7 @@ def test_every_lab_pod_with_envoy_is_found_and_named(node):
 
 
 def test_healthy_pods_pass_and_probe_agrees(node):
-    _, report, _ = node
+    report = node[1]
     for pod in report["pods"]:
         if pod["name"].startswith("web-"):
             assert _codes(pod) == set()
@@ -82,7 +82,7 @@ def test_summary_covers_both_nodes():
 
 
 def test_audit_left_processes_and_rules_alone(host, node):
-    _, _, state = node
+    state = node[2]
     for pod in state["pods"].values():
         for role, pid in pod["pids"].items():
             stat = host.file(f"/proc/{pid}/stat").content_string

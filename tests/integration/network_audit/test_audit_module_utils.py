@@ -102,7 +102,7 @@ def test_healthy_pods_are_found_named_and_judged(pod_lab):
 @pytest.mark.parametrize("variant", BROKEN_VARIANTS)
 def test_each_broken_variant_is_reported(pod_lab, variant):
     pod_lab.add_pods([{"name": "good"}, {"name": "bad", "capture": CaptureOptions(broken=variant)}])
-    report, _ = audit(pod_lab)
+    report, _raw = audit(pod_lab)
     found = by_name(report)
     assert EXPECTED_BROKEN_CODES[variant] <= codes(found["bad"])
     assert codes(found["good"]) == set()
@@ -147,7 +147,7 @@ def test_mixed_backends_on_the_node_and_inside_one_pod(pod_lab):
 def test_pod_differing_from_the_majority(pod_lab):
     pod_lab.add_pods([{"name": f"same-{i}"} for i in range(3)])
     pod_lab.add_pod("odd", capture=CaptureOptions(exclude_outbound_ports=[3306]))
-    report, _ = audit(pod_lab)
+    report, _raw = audit(pod_lab)
     found = by_name(report)
     assert codes(found["odd"]) == {"RULES_DIFFER_FROM_MAJORITY"}
     assert all(codes(found[f"same-{i}"]) == set() for i in range(3))
@@ -170,7 +170,7 @@ def test_a_pod_that_exits_during_the_audit(pod_lab):
     def kill_one():
         pod_lab.remove_pod("leaves")
 
-    report, _ = audit(pod_lab, after_discovery=kill_one)
+    report, _raw = audit(pod_lab, after_discovery=kill_one)
     found = {p.get("name") or p["display"]: p for p in report["pods"]}
     gone = [p for p in report["pods"] if p["status"] == "gone"]
     assert len(gone) == 1 and "POD_GONE" in codes(gone[0])
@@ -247,7 +247,7 @@ def test_the_audit_is_read_only(pod_lab):
     before = _snapshot(pod_lab)
     pids = {name: dict(p.pids) for name, p in pod_lab.pods.items()}
     audit(pod_lab)
-    report, _ = audit(pod_lab, probe=True)
+    report, _raw = audit(pod_lab, probe=True)
     assert _snapshot(pod_lab) == before
     assert all(p.procs[r].poll() is None for p in pod_lab.pods.values() for r in p.procs)
     assert {name: dict(p.pids) for name, p in pod_lab.pods.items()} == pids
@@ -259,7 +259,7 @@ def test_probe_confirms_the_trace_with_real_counters(pod_lab):
     bypass = pod_lab.add_pod("bypass", capture=CaptureOptions(broken="no_rules"))
     inbound = "listener.0.0.0.0_15006.downstream_cx_total"
     before = web.envoy_stats()[inbound]
-    report, _ = audit(pod_lab, probe=True)
+    report, _raw = audit(pod_lab, probe=True)
     found = by_name(report)
     probe = found["web"]["probe"]
     assert probe["status"] == "ok" and probe["agrees"] is True
@@ -284,7 +284,7 @@ def test_fifty_sidecar_pods(pod_lab):
 
 def test_a_pod_nobody_can_name_is_named_by_its_address(pod_lab):
     pod = pod_lab.add_pod("anonymous", identity=False)
-    report, _ = audit(pod_lab)
+    report, _raw = audit(pod_lab)
     (entry,) = report["pods"]
     assert entry["name"] is None and entry["named_by"] == "address"
     assert entry["display"] == f"pod with IP {pod.ip} in netns inode {entry['netns_inode']}"
@@ -305,7 +305,7 @@ def test_known_pods_from_the_api_name_sidecars_by_ip(pod_lab):
         "spec": {"hostNetwork": True},
         "status": {"podIP": pod.ip},
     }
-    report, _ = audit(pod_lab, known_pods=[known_pod(host_network), known_pod(api_pod)])
+    report, _raw = audit(pod_lab, known_pods=[known_pod(host_network), known_pod(api_pod)])
     (entry,) = report["pods"]
     assert (entry["namespace"], entry["name"]) == ("jiuxi", "reviews-v2-abc")
     assert entry["named_by"] == "kubernetes api (pod IP)"
@@ -323,7 +323,7 @@ def test_capture_options_are_reported_as_istio_init_was_told(pod_lab):
         dns_capture=True,
     )
     pod = pod_lab.add_pod("custom", capture=options)
-    report, _ = audit(pod_lab, proxy_uids=[1500])
+    report, _raw = audit(pod_lab, proxy_uids=[1500])
     (entry,) = report["pods"]
     assert set(entry["proxy"]["processes"][0]["detected_by"]) == {"name", "uid"}
     assert entry["proxy"]["uids"] == [1500]

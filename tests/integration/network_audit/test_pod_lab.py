@@ -129,7 +129,7 @@ def test_cli_up_and_down(tmp_path):
     )
     summary = json.loads(up.stdout)
     pids = [(pid, proc_start_time(pid)) for p in summary["pods"].values() for pid in p["pids"].values()]
-    assert len(summary["pods"]) == 3 and all(start for _, start in pids)
+    assert len(summary["pods"]) == 3 and all(start for _pid, start in pids)
     subprocess.run(
         [sys.executable, "-m", "lab.pods", "down", "--state", str(state)], env=env, check=True, capture_output=True
     )

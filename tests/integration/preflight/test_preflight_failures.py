@@ -130,14 +130,14 @@ def preflight_run(nodes, tmp_path_factory):
 
 
 def _lines(run):
-    (_, result), *_ = run["failures"]
+    result = run["failures"][0][1]
     return result["msg"]
 
 
 def test_play_fails_once_at_the_end(preflight_run):
     assert preflight_run["proc"].returncode != 0
     # One failed task (the final report, run once), however many hosts and problems.
-    headlines = {str(result.get("msg"))[:40] for _, result in preflight_run["failures"]}
+    headlines = {str(result.get("msg"))[:40] for _host, result in preflight_run["failures"]}
     assert len(headlines) == 1, preflight_run["failures"]
     assert _lines(preflight_run)[0].startswith("Preflight found 12 problem(s); nothing was changed.")
 

@@ -114,7 +114,18 @@ def demo_control_plane(kubectl, istioctl):
         yield
     finally:
         if installed_here:
-            kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input_text=manifest, check=False)
+            # Wait for every object (CRDs included) to be gone, so later test modules find the
+            # cluster as it was before this one.
+            kubectl(
+                "delete",
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=180s",
+                "-f",
+                "-",
+                input_text=manifest,
+                check=False,
+            )
             kubectl("delete", "namespace", ISTIO_NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
             _wait(lambda: not kubectl.exists("get", "namespace", ISTIO_NAMESPACE), "istio-system to be deleted")
 

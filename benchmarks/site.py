@@ -1,0 +1,76 @@
+"""Wall time of site.yml on the lab: a first run, then a second (no-op) run, with the time
+spent in each role (ansible.posix.profile_roles). Prints figures; asserts nothing.
+
+    python benchmarks/site.py           # the whole site.yml
+    python benchmarks/site.py --quick   # only the istioctl part (preflight always runs)
+
+It brings up its own lab (lab.stack, lab "meshops-site") and takes it down afterwards. The
+issue's target: the no-op run takes at most 40% of the first.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LAB = "meshops-site"
+ROLE_LINE = re.compile(r"^(?P<role>[\w.]+) -+ (?P<seconds>[\d.]+)s$")
+
+
+def run(*args, env=None, capture=True):
+    start = time.monotonic()
+    result = subprocess.run(args, cwd=REPO, env=env, capture_output=capture, text=True, check=False)
+    seconds = time.monotonic() - start
+    if result.returncode != 0:
+        tail = (result.stdout or "")[-4000:] + (result.stderr or "")[-2000:]
+        sys.exit(f"{' '.join(args)} failed ({result.returncode}):\n{tail}")
+    return seconds, result.stdout or ""
+
+
+def playbook(env, tags):
+    args = ["ansible-playbook", "-i", "inventories/lab/hosts.yml", "site.yml"]
+    if tags:
+        args += ["--tags", tags]
+    seconds, output = run(*args, env=env)
+    roles = {m["role"]: float(m["seconds"]) for m in map(ROLE_LINE.match, output.splitlines()) if m}
+    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", output))
+    return seconds, roles, changed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the istioctl part")
+    args = parser.parse_args()
+    tags = "istioctl" if args.quick else ""
+    env = dict(
+        os.environ,
+        MESHOPS_LAB=LAB,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        CONTAINERS_CONF=str(REPO / "lab" / "podman" / "containers.conf"),
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_roles",
+        ANSIBLE_NOCOLOR="1",
+    )
+    python = sys.executable
+    try:
+        up_seconds, _ = run(python, "-m", "lab.stack", "up", "--lab", LAB, env=env)
+        run("ansible-playbook", "-i", "inventories/lab/hosts.yml", "lab/playbooks/prepare.yml", env=env)
+        first, first_roles, first_changed = playbook(env, tags)
+        second, second_roles, second_changed = playbook(env, tags)
+    finally:
+        run(python, "-m", "lab.stack", "down", "--lab", LAB, env=env)
+    scope = "site.yml --tags istioctl" if args.quick else "site.yml"
+    print(f"lab up (nodes, cluster, bundle): {up_seconds:.1f} s")
+    print(f"{scope} first run:  {first:.1f} s (changed={first_changed})")
+    print(f"{scope} second run: {second:.1f} s (changed={second_changed})")
+    print(f"second / first: {second / first:.0%} (target: at most 40%)")
+    print(f"{'role':40} {'first s':>9} {'second s':>9}")
+    for role in sorted(set(first_roles) | set(second_roles), key=lambda r: -first_roles.get(r, 0)):
+        print(f"{role:40} {first_roles.get(role, 0):9.1f} {second_roles.get(role, 0):9.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """HTTP mirror for the istioctl role tests; runs inside the test's "mirror" container.
 
 Standard library only (the node image's python3). Serves one directory on two ports:

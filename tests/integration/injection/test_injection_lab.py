@@ -214,3 +214,17 @@ def test_namespace_mode_missing_namespace(mesh):
     result = label(mesh, namespaces=["no-such-namespace"])
     assert result["failed"] is True
     assert "namespace no-such-namespace not found" in result["msg"]
+
+
+def test_http_check_discovers_the_ingress_node_port(mesh):
+    # The tutorial's INGRESS_HOST (hostIP of the ingress gateway pod) and INGRESS_PORT (node port
+    # of the http2 port). The lab has no data plane, so nothing answers there: the failure must
+    # name exactly that URL.
+    service = mesh.kubectl.json("get", "service", "istio-ingressgateway", "-n", "istio-system")
+    (node_port,) = [p["nodePort"] for p in service["spec"]["ports"] if p["name"] == "http2"]
+    pods = mesh.kubectl.json("get", "pods", "-n", "istio-system", "-l", "istio=ingressgateway")["items"]
+    host_ip = next(p["status"]["hostIP"] for p in pods if p["status"].get("phase") == "Running")
+    result = verify(mesh, checks=["http"], http={"timeout": 2})
+    assert result.get("failed") is True
+    assert f"GET http://{host_ip}:{node_port}/productpage" in result["msg"]
+    assert result["report"]["http"]["url"] == f"http://{host_ip}:{node_port}/productpage"

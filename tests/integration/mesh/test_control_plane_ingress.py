@@ -117,6 +117,10 @@ class Mesh:
                 if not res:
                     continue
                 facts.update(res.get("ansible_facts") or {})
+                if "Show the fields that differ" in task["task"]["name"] and res.get("msg"):
+                    diffs.append((task["task"]["name"], res["msg"]))
+                if res.get("changed"):
+                    diffs.append(("changed: " + task["task"]["name"], res.get("msg", "")))
                 if res.get("diff"):
                     diffs.append((task["task"]["name"], res["diff"]))
                 for item in res.get("results") or []:
@@ -376,8 +380,8 @@ def test_chosen_node_gives_its_internal_ip(mesh):
 def test_control_plane_rerun_keeps_the_ingress_changes(mesh):
     # Both roles server-side apply the same Service under different field managers: the
     # control plane must not take back the node ports (or the type).
-    rc, changed, failures, _f, _d = mesh.play("control_plane")
-    assert rc == 0 and changed == 0, failures
+    rc, changed, failures, _f, diffs = mesh.play("control_plane", "--diff")
+    assert rc == 0 and changed == 0, (failures, diffs)
     by_name = {p["name"]: p.get("nodePort") for p in _gateway_service(mesh)["spec"]["ports"]}
     assert by_name["http2"] == 30080
 

@@ -45,7 +45,8 @@ def _documents(text):
     if yaml is None:
         raise ManifestError("PyYAML is required to read manifests (pip install PyYAML)")
     try:
-        docs = list(yaml.safe_load_all(text))
+        # The C loader (libyaml) reads the demo profile's ~1 MB several times faster.
+        docs = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     except yaml.YAMLError as e:
         raise ManifestError(f"the manifest is not valid YAML: {e}") from e
     for doc in docs:
@@ -227,6 +228,17 @@ def deployments_not_available(deployments, wanted=None):
         if name not in found:
             problems.append(f"{name}: not found")
     return problems
+
+
+def crds_not_established(crds, wanted):
+    """Names from ``wanted`` whose CustomResourceDefinition is missing or not Established yet
+    (``crds``: the objects read back from the API server)."""
+    established = {
+        (crd.get("metadata") or {}).get("name")
+        for crd in crds
+        if (_condition(crd, "Established") or {}).get("status") == "True"
+    }
+    return sorted(name for name in wanted if name not in established)
 
 
 def apply_drift(registered):

@@ -74,3 +74,15 @@ def test_istioctl_set_args_refuses_structured_values():
 @pytest.mark.parametrize("case", CASES["drift"], ids=lambda c: c["id"])
 def test_apply_drift(case):
     assert manifest.apply_drift(case["registered"]) == case["drift"]
+
+
+def _crd(name, established=None):
+    conditions = [] if established is None else [{"type": "Established", "status": established}]
+    return {"metadata": {"name": name}, "status": {"conditions": conditions}}
+
+
+def test_crds_not_established_names_missing_and_pending():
+    crds = [_crd("a.istio.io", "True"), _crd("b.istio.io", "False"), _crd("c.istio.io"), _crd("x.other.io", "True")]
+    wanted = ["d.istio.io", "c.istio.io", "b.istio.io", "a.istio.io"]
+    assert manifest.crds_not_established(crds, wanted) == ["b.istio.io", "c.istio.io", "d.istio.io"]
+    assert manifest.crds_not_established(crds, ["a.istio.io"]) == []

@@ -1,8 +1,10 @@
 """Wall time of site.yml on the lab: a first run, then a second (no-op) run, with the time
 spent in each role (ansible.posix.profile_roles). Prints figures; asserts nothing.
 
-    python benchmarks/site.py           # the whole site.yml
-    python benchmarks/site.py --quick   # only the istioctl part (preflight always runs)
+    python benchmarks/site.py                     # the whole site.yml
+    python benchmarks/site.py --quick             # only the istioctl part (preflight always runs)
+    python benchmarks/site.py --connection podman # through containers.podman.podman instead of
+                                                  # the lab inventory's lab_podman (no pipelining)
 
 It brings up its own lab (lab.stack, lab "meshops-site") and takes it down afterwards. The
 issue's target: the no-op run takes at most 40% of the first.
@@ -31,10 +33,12 @@ def run(*args, env=None, capture=True):
     return seconds, result.stdout or ""
 
 
-def playbook(env, tags):
+def playbook(env, tags, connection):
     args = ["ansible-playbook", "-i", "inventories/lab/hosts.yml", "site.yml"]
     if tags:
         args += ["--tags", tags]
+    if connection:
+        args += ["-e", f"ansible_connection={connection}"]
     seconds, output = run(*args, env=env)
     roles = {m["role"]: float(m["seconds"]) for m in map(ROLE_LINE.match, output.splitlines()) if m}
     changed = sum(int(n) for n in re.findall(r"changed=(\d+)", output))
@@ -44,7 +48,14 @@ def playbook(env, tags):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the istioctl part")
+    parser.add_argument(
+        "--connection",
+        choices=("lab", "podman"),
+        default="lab",
+        help="lab: the lab inventory's lab_podman (default); podman: containers.podman.podman",
+    )
     args = parser.parse_args()
+    connection = "containers.podman.podman" if args.connection == "podman" else ""
     tags = "istioctl" if args.quick else ""
     env = dict(
         os.environ,
@@ -58,11 +69,12 @@ def main():
     try:
         up_seconds, _ = run(python, "-m", "lab.stack", "up", "--lab", LAB, env=env)
         run("ansible-playbook", "-i", "inventories/lab/hosts.yml", "lab/playbooks/prepare.yml", env=env)
-        first, first_roles, first_changed = playbook(env, tags)
-        second, second_roles, second_changed = playbook(env, tags)
+        first, first_roles, first_changed = playbook(env, tags, connection)
+        second, second_roles, second_changed = playbook(env, tags, connection)
     finally:
         run(python, "-m", "lab.stack", "down", "--lab", LAB, env=env)
     scope = "site.yml --tags istioctl" if args.quick else "site.yml"
+    print(f"connection: {connection or 'lab_podman (nsenter, pipelining)'}")
     print(f"lab up (nodes, cluster, bundle): {up_seconds:.1f} s")
     print(f"{scope} first run:  {first:.1f} s (changed={first_changed})")
     print(f"{scope} second run: {second:.1f} s (changed={second_changed})")

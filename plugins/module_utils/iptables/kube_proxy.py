@@ -60,6 +60,30 @@ def _value(rule, module, options):
     return None
 
 
+def _word_after(text, key):
+    start = text.find(key)
+    if start < 0:
+        return None
+    start += len(key)
+    end = text.find(" ", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _statistic(rule):
+    """``(mode, probability)`` of a KUBE-SVC rule's statistic match. kube-proxy writes one
+    endpoint rule per endpoint, so this is the audit's innermost loop: the values are found in
+    the text after the quoted comment without splitting the rule, unless something there is
+    negated or the matches were already parsed (then the general path answers)."""
+    if rule._matches is None:
+        spec = rule.spec
+        tail = spec[spec.rfind('"') + 1 :]
+        if "!" not in tail and "statistic" not in spec[: len(spec) - len(tail)]:
+            if "-m statistic" not in tail:
+                return None, None
+            return _word_after(tail, "--mode "), _word_after(tail, "--probability ")
+    return _value(rule, "statistic", ("mode",)), _value(rule, "statistic", ("probability",))
+
+
 def _comment(rule):
     return _value(rule, "comment", ("comment",))
 
@@ -93,9 +117,9 @@ def _endpoints(nat, svc_chain):
     for rule in chain.rules:
         if not (rule.target and rule.target.startswith("KUBE-SEP-")):
             continue
-        stat_mode = _value(rule, "statistic", ("mode",))
+        stat_mode, probability_text = _statistic(rule)
         if stat_mode == "random":
-            p = float(_value(rule, "statistic", ("probability",)) or 1.0)
+            p = float(probability_text or 1.0)
         elif stat_mode is None:
             p = 1.0
         else:

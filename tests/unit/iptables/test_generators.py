@@ -60,3 +60,40 @@ def test_kube_proxy_generator_rule_count_and_probabilities():
         assert [e["probability"] for e in svc["endpoints"]] == [0.25, 0.25, 0.25, 0.25]
     node_ports = [s["node_port"] for s in summary if s["node_port"]]
     assert len(node_ports) == 20
+
+
+SVC_DUMP = """*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
+:KUBE-SEP-1 - [0:0]
+:KUBE-SEP-2 - [0:0]
+:KUBE-SEP-3 - [0:0]
+:KUBE-SEP-4 - [0:0]
+-A KUBE-SERVICES -d 10.96.0.5/32 -p tcp -m comment --comment "ns/a:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-A
+-A KUBE-SVC-A -m comment --comment "ns/a:http -> statistic --mode nth" -m statistic --mode random --probability 0.25 -j KUBE-SEP-1
+-A KUBE-SVC-A -m comment --comment "ns/a:http" ! -s 10.0.0.1/32 -m statistic --mode random --probability 0.5 -j KUBE-SEP-2
+-A KUBE-SVC-A -m comment --comment "ns/a:http" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-3
+-A KUBE-SVC-A -m comment --comment "ns/a:http" -j KUBE-SEP-4
+-A KUBE-SEP-1 -p tcp -m tcp -j DNAT --to-destination 10.244.1.1:80
+-A KUBE-SEP-2 -p tcp -m tcp -j DNAT --to-destination 10.244.1.2:80
+-A KUBE-SEP-3 -p tcp -m tcp -j DNAT --to-destination 10.244.1.3:80
+-A KUBE-SEP-4 -p tcp -m tcp -j DNAT --to-destination 10.244.1.4:80
+COMMIT
+"""
+
+
+@pytest.mark.parametrize("parse_first", [False, True], ids=["text fast path", "parsed matches"])
+def test_endpoint_probabilities_from_text_and_from_parsed_matches_agree(parse_first):
+    # A comment that mentions "statistic --mode", a negated match next to the statistic match,
+    # a plain kube-proxy endpoint rule and a last one without statistic: the text fast path
+    # must give what the parsed matches give.
+    ruleset = parse_dump(SVC_DUMP)
+    if parse_first:
+        ruleset.validate()
+    (svc,) = kube_proxy_summary(ruleset)
+    assert [(e["address"], e["probability"]) for e in svc["endpoints"]] == [
+        ("10.244.1.1:80", 0.25),
+        ("10.244.1.2:80", 0.375),
+        ("10.244.1.3:80", 0.1875),
+        ("10.244.1.4:80", 0.1875),
+    ]

@@ -35,7 +35,7 @@ source "$VENV/bin/activate"
 python -m lab.stack up --lab meshops-lab
 ansible-playbook -i inventories/lab/hosts.yml lab/playbooks/prepare.yml
 
-report_dir="$REPO_ROOT/reports/network-audit"
+report_dir="${MESHOPS_REPORT_DIR:-$REPO_ROOT/reports/network-audit}"
 ansible-playbook -i inventories/lab/hosts.yml site.yml -e "network_audit_report_dir=$report_dir" "$@"
 
 echo

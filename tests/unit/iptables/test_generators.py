@@ -70,8 +70,8 @@ SVC_DUMP = """*nat
 :KUBE-SEP-3 - [0:0]
 :KUBE-SEP-4 - [0:0]
 -A KUBE-SERVICES -d 10.96.0.5/32 -p tcp -m comment --comment "ns/a:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-A
--A KUBE-SVC-A -m comment --comment "ns/a:http -> statistic --mode nth" -m statistic --mode random --probability 0.25 -j KUBE-SEP-1
--A KUBE-SVC-A -m comment --comment "ns/a:http" ! -s 10.0.0.1/32 -m statistic --mode random --probability 0.5 -j KUBE-SEP-2
+-A KUBE-SVC-A -m comment --comment "a statistic --mode nth" -m statistic --mode random --probability 0.25 -j KUBE-SEP-1
+-A KUBE-SVC-A -m comment --comment "ns/a" ! -s 10.0.0.1/32 -m statistic --mode random --probability 0.5 -j KUBE-SEP-2
 -A KUBE-SVC-A -m comment --comment "ns/a:http" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-3
 -A KUBE-SVC-A -m comment --comment "ns/a:http" -j KUBE-SEP-4
 -A KUBE-SEP-1 -p tcp -m tcp -j DNAT --to-destination 10.244.1.1:80

@@ -99,8 +99,8 @@ class Connection(PodmanConnection):
         ConnectionBase.exec_command(self, cmd, in_data=in_data, sudoable=sudoable)
         argv = shlex.split(to_native(cmd, errors="surrogate_or_strict"))
         if self.user:
-            args = ["exec", "-i", "--user", self.user] if in_data is not None else ["exec", "--user", self.user]
-            return self._podman(args, argv, in_data)
+            attach_stdin = ["-i"] if in_data is not None else []
+            return self._podman(["exec", *attach_stdin, "--user", self.user], argv, in_data)
         local_cmd = ["nsenter", "-t", self._init_pid, *NSENTER_ARGS, "--", "env", "-i", *self._env, *argv]
         proc = subprocess.Popen(
             [to_bytes(arg, errors="surrogate_or_strict") for arg in local_cmd],

@@ -76,8 +76,9 @@ def _statistic(rule):
     negated or the matches were already parsed (then the general path answers)."""
     if rule._matches is None:
         spec = rule.spec
-        tail = spec[spec.rfind('"') + 1 :]
-        if "!" not in tail and "statistic" not in spec[: len(spec) - len(tail)]:
+        cut = spec.rfind('"') + 1
+        head, tail = spec[:cut], spec[cut:]
+        if "!" not in tail and "statistic" not in head:
             if "-m statistic" not in tail:
                 return None, None
             return _word_after(tail, "--mode "), _word_after(tail, "--probability ")

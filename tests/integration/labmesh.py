@@ -7,6 +7,8 @@
   (only if these helpers installed it), so that other test modules find the cluster as before.
 * ``Ansible``: runs playbooks / ad-hoc modules from the repository root with localhost as the
   ``istio_controller`` (connection local) and returns the JSON callback's results.
+* ``lab_mesh``: all of the above for one test module (kubectl, istioctl, kubeconfig, ansible)
+  while the demo control plane runs; ``namespace_name``: the ``k8s_namespace`` fixture as a name.
 """
 
 import contextlib
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 
 import yaml
 
@@ -204,3 +207,22 @@ class Ansible:
 
 def failure_messages(tasks):
     return [f"{name}: {result.get('msg')}" for name, result in tasks if result.get("failed")]
+
+
+@contextlib.contextmanager
+def lab_mesh(cluster, workdir):
+    """kubectl, istioctl, kubeconfig and an ``Ansible`` runner working in ``workdir``, for as long
+    as the demo control plane runs (see ``demo_control_plane``)."""
+    kubeconfig, istioctl = kubeconfig_of(cluster), istioctl_of(cluster)
+    kubectl = Kubectl(kubeconfig)
+    with demo_control_plane(kubectl, istioctl):
+        yield types.SimpleNamespace(
+            kubectl=kubectl, istioctl=istioctl, kubeconfig=kubeconfig, ansible=Ansible(kubeconfig, istioctl, workdir)
+        )
+
+
+def namespace_name(k8s_namespace):
+    """The ``k8s_namespace`` fixture's namespace as a name."""
+    return (
+        k8s_namespace if isinstance(k8s_namespace, str) else getattr(k8s_namespace, "name", None) or str(k8s_namespace)
+    )

@@ -10,7 +10,6 @@ and the symlink for it, never on the printed version.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,11 +23,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.podman_nodes import NODE_IMAGE, PODMAN_ENV, podman, start_node
+
 from .release_tools import WRONG_SHA256, Release, lab_release, publish, relabel, relabelled_version
 
 REPO = Path(__file__).resolve().parents[3]
-NODE_IMAGE = os.environ.get("MESHOPS_NODE_IMAGE", "localhost/meshops-node:bookworm")
-PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "lab" / "podman" / "containers.conf")}
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 PLAYBOOK = "playbooks/istioctl.yml"
 RECAP = re.compile(
@@ -39,12 +38,6 @@ RECAP = re.compile(
 # What the role may touch on a node; a snapshot lists every path below these with its type,
 # size and link target, plus the installed Debian packages.
 SNAPSHOT_ROOTS = "/opt /usr/local /usr/share/bash-completion /usr/share/zsh /var/lib/meshops-istio"
-
-
-def podman(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, check=check, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="session")
@@ -211,20 +204,7 @@ def node_factory(mirror, tmp_path_factory):
 
     def start() -> Node:
         name = f"meshops-ictl-node-{uuid.uuid4().hex[:6]}"
-        podman(
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--hostname",
-            name,
-            "--network",
-            mirror.network,
-            "--privileged",
-            "--systemd=always",
-            NODE_IMAGE,
-            "/sbin/init",
-        )
+        start_node(name, network=mirror.network)
         started.append(name)
         return Node(name, tmp_path_factory.mktemp(name))
 

@@ -6,7 +6,6 @@ and stdin come through, and files are copied in both directions."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -14,32 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.podman_nodes import PODMAN_ENV, podman, start_node
+
 pytestmark = pytest.mark.podman
 
 REPO = Path(__file__).resolve().parents[3]
-NODE_IMAGE = os.environ.get("MESHOPS_NODE_IMAGE", "localhost/meshops-node:bookworm")
-PODMAN_ENV = dict(os.environ, CONTAINERS_CONF=str(REPO / "lab" / "podman" / "containers.conf"))
-
-
-def podman(*args, check=True):
-    return subprocess.run(["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, check=check)
 
 
 @pytest.fixture(scope="module")
 def node():
     name = f"meshops-conn-{uuid.uuid4().hex[:6]}"
-    podman(
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--hostname",
-        "conn-node",
-        "--privileged",
-        "--systemd=always",
-        NODE_IMAGE,
-        "/sbin/init",
-    )
+    start_node(name, hostname="conn-node")
     try:
         yield name
     finally:

@@ -6,12 +6,10 @@ The lab has no data plane, so the VirtualService here only supplies the weights;
 for the ingress gateway that would program them.
 """
 
-import types
-
 import pytest
 import yaml
 
-from tests.integration.labmesh import Ansible, Kubectl, demo_control_plane, istioctl_of, kubeconfig_of
+from tests.integration.labmesh import lab_mesh
 
 pytestmark = pytest.mark.lab
 
@@ -23,12 +21,8 @@ DESTINATIONS = [
 
 @pytest.fixture(scope="module")
 def mesh(lab_cluster, tmp_path_factory):
-    kubeconfig, istioctl = kubeconfig_of(lab_cluster), istioctl_of(lab_cluster)
-    kubectl = Kubectl(kubeconfig)
-    with demo_control_plane(kubectl, istioctl):
-        yield types.SimpleNamespace(
-            kubectl=kubectl, kubeconfig=kubeconfig, ansible=Ansible(kubeconfig, istioctl, tmp_path_factory.mktemp("vs"))
-        )
+    with lab_mesh(lab_cluster, tmp_path_factory.mktemp("vs")) as lab:
+        yield lab
 
 
 def virtual_service(name, nginx, tomcat, gateways):

@@ -136,3 +136,33 @@ def test_unsupported_arch_set(node, mirror):
         }
     )
     assert_failed_untouched(r, node, before, "istioctl_arch", "s390x")
+
+
+def test_refuses_what_it_did_not_install_and_repairs_its_own(node, mirror):
+    """A foreign file at the link path or a foreign version directory stops the role before any
+    change; a version directory of its own that lost its binary is installed again."""
+    real = mirror.releases["real"]
+    home = f"/opt/istio/{real.version}"
+    settings = {"istioctl_version": real.version, "istioctl_mirror_url": mirror.url()}
+
+    node.sh("mkdir -p /usr/local/bin && printf 'site script\\n' > /usr/local/bin/istioctl")
+    before = node.snapshot()
+    r = node.play(settings)
+    assert_failed_untouched(r, node, before, "/usr/local/bin/istioctl exists and was not installed by this role")
+    node.sh("rm /usr/local/bin/istioctl")
+
+    node.sh(f"mkdir -p {home}/bin && printf 'site script\\n' > {home}/bin/istioctl")
+    before = node.snapshot()
+    r = node.play(settings)
+    assert_failed_untouched(r, node, before, re.escape(home), "carries no", "istioctl_install_root")
+    node.sh(f"rm -r {home}")
+
+    r = node.play(settings)
+    assert r.rc == 0, r.output[-4000:]
+    node.sh(f"rm {home}/bin/istioctl")
+    r = node.play(settings)
+    assert r.rc == 0, r.output[-4000:]
+    assert r.changed(node.name) > 0
+    assert real.version in node.sh("istioctl version --remote=false").stdout
+    r = node.play(settings)
+    assert r.rc == 0 and r.changed(node.name) == 0, r.output[-4000:]

@@ -1,5 +1,6 @@
 """Wall time of site.yml on the lab: a first run, then a second (no-op) run, with the time
-spent in each role (ansible.posix.profile_roles). Prints figures; asserts nothing.
+spent in each role (ansible.posix.profile_roles), and the floor of a task that asks every node
+something (an ansible.builtin.stat). Prints figures; asserts nothing.
 
     python benchmarks/site.py                     # the whole site.yml
     python benchmarks/site.py --quick             # only the istioctl part (preflight always runs)
@@ -64,7 +65,40 @@ def playbook(env, tags, overlay):
     seconds, output = run(*args, env=env)
     roles = {m["role"]: float(m["seconds"]) for m in map(ROLE_LINE.match, output.splitlines()) if m}
     changed = sum(int(n) for n in re.findall(r"changed=(\d+)", output))
-    return seconds, roles, changed
+    return seconds, roles, changed, recap_counts(output)
+
+
+FLOOR_TASKS = 10
+
+
+def floor_playbook(directory, tasks):
+    """A play of `tasks` stat tasks on every lab node: the least a task that asks a node costs."""
+    play = [
+        {
+            "name": "Floor",
+            "hosts": "all:!localhost",
+            "gather_facts": False,
+            "tasks": [{"ansible.builtin.stat": {"path": "/etc/hosts"}} for _ in range(tasks)],
+        }
+    ]
+    path = Path(directory) / f"floor-{tasks}.yml"
+    path.write_text(yaml.safe_dump(play))
+    return str(path)
+
+
+def per_task_floor(env, directory, overlay):
+    """Seconds per task of a stat on every node (ten tasks minus one, so start-up cancels out)."""
+    timings = []
+    for tasks in (1, 1 + FLOOR_TASKS):
+        args = ["ansible-playbook", "-i", "inventories/lab/hosts.yml", floor_playbook(directory, tasks)]
+        seconds, _ = run(*args, *(["-i", overlay] if overlay else []), env=env)
+        timings.append(seconds)
+    return (timings[1] - timings[0]) / FLOOR_TASKS
+
+
+def recap_counts(output):
+    """Tasks that ran (ok) and were skipped, summed over the hosts of the recap."""
+    return {key: sum(int(n) for n in re.findall(rf"\b{key}=(\d+)", output)) for key in ("ok", "skipped")}
 
 
 def main():
@@ -93,8 +127,9 @@ def main():
         up_seconds, _ = run(python, "-m", "lab.stack", "up", "--lab", LAB, env=env)
         run("ansible-playbook", "-i", "inventories/lab/hosts.yml", "lab/playbooks/prepare.yml", env=env)
         overlay = connection_overlay(connection, workdir) if connection else ""
-        first, first_roles, first_changed = playbook(env, tags, overlay)
-        second, second_roles, second_changed = playbook(env, tags, overlay)
+        first, first_roles, first_changed, _ = playbook(env, tags, overlay)
+        second, second_roles, second_changed, second_counts = playbook(env, tags, overlay)
+        floor = per_task_floor(env, workdir, overlay)
     finally:
         run(python, "-m", "lab.stack", "down", "--lab", LAB, env=env)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -104,6 +139,8 @@ def main():
     print(f"{scope} first run:  {first:.1f} s (changed={first_changed})")
     print(f"{scope} second run: {second:.1f} s (changed={second_changed})")
     print(f"second / first: {second / first:.0%} (target: at most 40%)")
+    print(f"second run: {second_counts['ok']} tasks ran, {second_counts['skipped']} skipped (summed over hosts)")
+    print(f"floor: {floor:.2f} s per task that stats a file on every node ({FLOOR_TASKS} tasks)")
     print(f"{'role':40} {'first s':>9} {'second s':>9}")
     for role in sorted(set(first_roles) | set(second_roles), key=lambda r: -first_roles.get(r, 0)):
         print(f"{role:40} {first_roles.get(role, 0):9.1f} {second_roles.get(role, 0):9.1f}")

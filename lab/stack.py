@@ -1,33 +1,48 @@
-"""The whole lab in one step, for the main job and the end-to-end molecule scenario.
+"""The whole lab in one step, for the main job, the end-to-end molecule scenario and ``labctl up``.
 
-    python -m lab.stack up [--lab meshops-lab]     node containers, cluster, bundle, vars file
-    python -m lab.stack down [--lab meshops-lab]   stop the cluster, remove the containers
+    python -m lab.stack up [--lab meshops-lab] [--proxy-mode iptables|nftables]
+    python -m lab.stack down [--lab meshops-lab]
+    python -m lab.stack status [--lab meshops-lab]
 
-``up`` starts the node containers (lab.nodes), the Kubernetes control plane built from Go
-modules (lab.cluster) listening on the lab network's bridge address so that the containers
-reach it, makes the release bundle istioctl installs from, and writes the variables the lab
-inventory reads (istioctl_version, istioctl_archive_src, lab_kubeconfig) into
-``<MESHOPS_HOME>/lab/<lab>/vars.yml``. Both are no-ops when there is nothing to do.
+``up`` builds what is missing (Kubernetes, containerd and CoreDNS from their Go modules; the
+images), starts the node containers, the control plane listening on the lab network's bridge
+address, then turns cp1, w1 and w2 into real Kubernetes nodes (containerd, kubelet, kube-proxy;
+lab.nodes.agents), routes the pod CIDRs, starts CoreDNS, makes the release bundle istioctl
+installs from and writes the variables the lab inventory reads (istioctl_version,
+istioctl_archive_src, lab_kubeconfig) into ``<MESHOPS_HOME>/lab/<lab>/vars.yml``. A failed
+``up`` names the node, the component and its log, and removes everything the lab had. ``down``
+leaves nothing behind: processes, containers, volumes, the network, the host routes.
 """
+
+from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
+from lab.cluster import build as labbuild
+from lab.cluster import paths, pki
 from lab.cluster.bundle import make_bundle
 from lab.cluster.cluster import Lab as Cluster
 from lab.cluster.cluster import nodes_from_inventory
 from lab.cluster.errors import LabError
+from lab.images import catalog
+from lab.nodes import agents, kubenode, routes
 from lab.nodes import containers as lab_nodes
 from lab.nodes.containers import Lab as NodeLab
 from lab.nodes.containers import LabNodesError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = REPO_ROOT / "inventories" / "lab" / "hosts.yml"
+COREDNS = Path(__file__).resolve().parent / "nodes" / "addons" / "coredns.yaml"
+NODE_BUILDS = ["kube", "etcd", "kubenode", "containerd", "coredns"]
+STACK_FILE = "stack.json"
 
 
 def lab_home(name):
@@ -35,38 +50,217 @@ def lab_home(name):
     return home / "lab" / name
 
 
-def up(name):
+def _say(msg):
+    print(f"lab.stack: {msg}", file=sys.stderr, flush=True)
+
+
+def _in_node(build, binary):
+    """Path of a lab binary inside a node (the build cache is mounted at BIN_MOUNT)."""
+    return f"{lab_nodes.BIN_MOUNT}/{build.directory.name}/{binary}"
+
+
+def _recorded(name):
+    try:
+        return json.loads((lab_home(name) / STACK_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def up(name, proxy_mode="iptables", nodes="real"):
+    """Bring the lab up. ``nodes="kwok"``: the node containers stay plain hosts for Ansible and the
+    cluster's nodes are kwok's simulation (no pod runs); for what needs images the lab cannot
+    build yet."""
+    t0 = time.monotonic()
+    if nodes not in ("real", "kwok"):
+        raise LabError(f"--nodes {nodes!r}: choose real or kwok")
+    if proxy_mode not in kubenode.PROXY_MODES:
+        raise LabError(
+            f"--proxy-mode {proxy_mode!r}: choose one of {', '.join(kubenode.PROXY_MODES)} "
+            "(ipvs needs the ip_vs kernel module, which these machines do not have)"
+        )
     node_lab = NodeLab(name)
-    node_status = lab_nodes.up(node_lab, list(lab_nodes.DEFAULT_NODES))
     cluster = Cluster(lab_home(name) / "cluster")
-    cluster.up(nodes_from_inventory(LAB_INVENTORY), node_lab.gateway, 0, [], 180.0)
+    recorded = _recorded(name)
+    if recorded and (recorded.get("proxy_mode"), recorded.get("nodes_kind")) != (proxy_mode, nodes) and cluster.load():
+        raise LabError(
+            f"lab {name} is up with {recorded.get('nodes_kind')} nodes and kube-proxy mode "
+            f"{recorded.get('proxy_mode')}, not {nodes} / {proxy_mode}; "
+            f"run `python -m lab.stack down --lab {name}` first"
+        )
+    if nodes == "kwok":
+        return _up_kwok(name, node_lab, cluster, proxy_mode)
+    # before anything starts: binaries and images (built or from the cache), free pod CIDRs
+    builds = labbuild.build_all(NODE_BUILDS)
+    images = catalog.build_all()
+    inventory_nodes = nodes_from_inventory(LAB_INVENTORY)
+    cidrs = [f"{node_lab.pod_prefix}.{i + 1}.0/24" for i in range(len(inventory_nodes))]
+    routes.check_free(cidrs)
+    try:
+        return _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, t0)
+    except BaseException:
+        _say("up failed; removing everything this lab had")
+        down(name)
+        raise
+
+
+def _up_kwok(name, node_lab, cluster, proxy_mode):
+    node_status = lab_nodes.up(node_lab, list(lab_nodes.DEFAULT_NODES))
+    cluster.up(nodes_from_inventory(LAB_INVENTORY), node_lab.gateway, 0, [], 180.0, pod_prefix=node_lab.pod_prefix)
+    variables = _write_vars(name, cluster.kubeconfig_path(node_lab.gateway))
+    _record(name, {"proxy_mode": proxy_mode, "nodes_kind": "kwok"})
+    return {"nodes": node_status["nodes"], "vars_file": str(lab_home(name) / "vars.yml"), **variables}
+
+
+def _write_vars(name, kubeconfig):
     bundle = make_bundle()
     variables = {
         "istioctl_version": bundle.version,
         "istioctl_archive_src": str(bundle.archive),
-        "lab_kubeconfig": str(cluster.kubeconfig_path(node_lab.gateway)),
+        "lab_kubeconfig": str(kubeconfig),
     }
-    vars_file = lab_home(name) / "vars.yml"
-    vars_file.write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")
-    return {"nodes": node_status["nodes"], "vars_file": str(vars_file), **variables}
+    (lab_home(name) / "vars.yml").write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")
+    return variables
+
+
+def _record(name, record):
+    (lab_home(name) / STACK_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, t0):
+    timings = {}
+
+    def mark(what):
+        timings[what] = round(time.monotonic() - t0, 1)
+
+    node_status = lab_nodes.up(node_lab, list(lab_nodes.DEFAULT_NODES), bin_root=paths.bin_root())
+    mark("node containers running")
+    for spec in inventory_nodes:
+        spec.address = node_status["nodes"][spec.name]["address"]
+    cluster.up(inventory_nodes, node_lab.gateway, 0, [], 180.0, real_nodes=True, pod_prefix=node_lab.pod_prefix)
+    mark("control plane ready")
+    state = cluster.load()
+    real = [
+        agents.RealNode(n["name"], node_lab.prefix + n["name"], n["address"], n["pod_cidr"]) for n in state["nodes"]
+    ]
+    binaries = {
+        "kubelet": _in_node(builds["kubenode"], "kubelet"),
+        "kube-proxy": _in_node(builds["kubenode"], "kube-proxy"),
+        "containerd": _in_node(builds["containerd"], "containerd"),
+    }
+    ctr = _in_node(builds["containerd"], "ctr")
+    server = f"https://{state['bind_address']}:{state['ports']['apiserver']}"
+    configs = agents.configs(
+        real, pki.Pki(cluster.state_dir / "pki"), server, binaries, proxy_mode, f"{node_lab.pod_prefix}.0.0/16"
+    )
+    for node, cfg in zip(real, configs, strict=True):
+        agents.install(node, cfg)
+        for argv in routes.node_routes_script(node, real):
+            agents.node_exec(node.container)(argv)
+    for node in real:
+        agents.wait_socket(node, ctr)
+    mark("containerd running")
+    imported = agents.load_images(real, ctr, images, _say)
+    mark("images loaded")
+    for node in real:
+        agents.start_kubelet_and_proxy(node)
+    routes.add_host_routes(real)
+    api = cluster.api()
+    agents.wait_ready(api, real, 120.0)
+    mark("nodes Ready")
+    kubeconfig = cluster.kubeconfig_path(node_lab.gateway)
+    _apply(kubeconfig, COREDNS)
+    _wait_available(api, "kube-system", "coredns", 120.0, real)
+    mark("CoreDNS available")
+    variables = _write_vars(name, kubeconfig)
+    _record(name, {"proxy_mode": proxy_mode, "nodes_kind": "real", "timings": timings})
+    _say(f"up in {time.monotonic() - t0:.1f}s; kubeconfig: {kubeconfig}")
+    return {
+        "nodes": node_status["nodes"],
+        "vars_file": str(lab_home(name) / "vars.yml"),
+        "proxy_mode": proxy_mode,
+        "images_imported": imported,
+        "timings": timings,
+        **variables,
+    }
+
+
+def _apply(kubeconfig, manifest):
+    proc = subprocess.run(
+        [str(labbuild.kubectl_path()), "--kubeconfig", str(kubeconfig), "apply", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"kubectl apply -f {manifest.name} failed: {proc.stderr.strip()}")
+
+
+def _wait_available(api, namespace, deployment, timeout, real):
+    deadline = time.monotonic() + timeout
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}"
+    while True:
+        status = api.get_json(path).get("status", {})
+        if status.get("availableReplicas", 0) >= 1:
+            return
+        if time.monotonic() > deadline:
+            pods = api.get_json(f"/api/v1/namespaces/{namespace}/pods").get("items", [])
+            why = "; ".join(
+                f"{p['metadata']['name']} on {p['spec'].get('nodeName', '?')}: "
+                + ", ".join(
+                    (cs.get("state", {}).get("waiting") or {}).get("reason", "")
+                    or (cs.get("state", {}).get("terminated") or {}).get("reason", "")
+                    or ("ready" if cs.get("ready") else "not ready")
+                    for cs in p.get("status", {}).get("containerStatuses", [])
+                )
+                for p in pods
+            )
+            raise LabError(f"{namespace}/{deployment} not available within {timeout:.0f}s: {why or 'no pods'}")
+        time.sleep(1.0)
 
 
 def down(name):
+    node_lab = NodeLab(name)
     cluster = Cluster(lab_home(name) / "cluster")
     stopped = cluster.down()
-    removed = lab_nodes.down(NodeLab(name))
-    return {"cluster": stopped, "containers": removed}
+    removed = lab_nodes.down(node_lab)
+    removed_routes = routes.remove_host_routes(node_lab.pod_prefix)
+    (lab_home(name) / STACK_FILE).unlink(missing_ok=True)
+    return {"cluster": stopped, "containers": removed, "host_routes": removed_routes}
+
+
+def status(name):
+    node_lab = NodeLab(name)
+    cluster = Cluster(lab_home(name) / "cluster")
+    return {
+        "cluster": cluster.status(),
+        "nodes": lab_nodes.status(node_lab)["nodes"],
+        **_recorded(name),
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lab.stack", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("up", "down"))
+    parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--lab", default="meshops-lab", help=f"which lab ({', '.join(lab_nodes.LABS)})")
+    parser.add_argument(
+        "--nodes", default="real", choices=("real", "kwok"), help="real Kubernetes nodes (default) or kwok's simulation"
+    )
+    parser.add_argument(
+        "--proxy-mode",
+        default="iptables",
+        help=f"kube-proxy mode ({', '.join(kubenode.PROXY_MODES)}; default iptables)",
+    )
     args = parser.parse_args(argv)
     try:
-        result = up(args.lab) if args.command == "up" else down(args.lab)
+        if args.command == "up":
+            result = up(args.lab, args.proxy_mode, args.nodes)
+        elif args.command == "down":
+            result = down(args.lab)
+        else:
+            result = status(args.lab)
     except (LabError, LabNodesError) as error:
         print(f"lab.stack {args.command}: {error}", file=sys.stderr)
+        if getattr(error, "log_tail", None):
+            print(error.log_tail, file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2, default=str))
     return 0

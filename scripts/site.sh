@@ -32,7 +32,7 @@ source "$VENV/bin/activate"
 # The lab (lab/stack.py): node containers, the Kubernetes control plane built from Go modules
 # (listening on the lab network's bridge address so that cp1 reaches it), the release bundle
 # istioctl installs from; then the kubeconfig inside cp1 and sidecar pods in the nodes.
-python -m lab.stack up --lab meshops-lab
+python -m lab.stack up --lab meshops-lab --nodes kwok
 ansible-playbook -i inventories/lab/hosts.yml lab/playbooks/prepare.yml
 
 report_dir="${MESHOPS_REPORT_DIR:-$REPO_ROOT/reports/network-audit}"

@@ -27,6 +27,6 @@ _install_collection_finder()
 # simply not registered, so one missing lab piece does not break every other tier.
 pytest_plugins = [
     name
-    for name in ("lab.cluster.fixtures", "lab.pods.fixtures")
+    for name in ("lab.cluster.fixtures", "lab.nodes.fixtures", "lab.pods.fixtures")
     if importlib.util.find_spec(name.rsplit(".", 1)[0]) is not None and importlib.util.find_spec(name) is not None
 ]

@@ -136,6 +136,12 @@ def module_info(go_dir: Path, module: str, version: str) -> dict:
     return info
 
 
+def module_dir(name: str) -> Path:
+    """The source tree of a component's pinned module in the Go module cache (fetched if needed)."""
+    comp = COMPONENTS[name]
+    return Path(module_info(comp.go_dir, comp.module, comp.version())["Dir"])
+
+
 # --------------------------------------------------------------------------------------------
 # components
 
@@ -146,10 +152,12 @@ class Component:
     module: str  # the upstream module whose version is the pin
     binaries: dict[str, str]  # binary name -> Go package
     ldflags: Callable[[Component, str, dict], list[str]] = lambda c, v, i: []
+    tags: tuple[str, ...] = ()  # go build -tags
+    go_dir_name: str = ""  # another component's pin directory, when two share one go.mod
 
     @property
     def go_dir(self) -> Path:
-        return paths.GO_DIR / self.name
+        return paths.GO_DIR / (self.go_dir_name or self.name)
 
     def gomod(self) -> GoMod:
         path = self.go_dir / "go.mod"
@@ -182,6 +190,12 @@ def _kube_ldflags(comp: Component, version: str, info: dict) -> list[str]:
             f"-X {pkg}.buildDate={date}",
         ]
     return flags
+
+
+def _containerd_ldflags(comp: Component, version: str, info: dict) -> list[str]:
+    # What containerd's Makefile stamps; the kubelet reports it as the node's runtime version.
+    pkg = "github.com/containerd/containerd/v2/version"
+    return [f"-X {pkg}.Version={version}", f"-X {pkg}.Revision=lab", f"-X {pkg}.Package={comp.module}"]
 
 
 def istio_revision(version: str) -> str:
@@ -238,8 +252,42 @@ COMPONENTS: dict[str, Component] = {
             },
             ldflags=_kube_ldflags,
         ),
+        Component(
+            name="kubenode",
+            module="k8s.io/kubernetes",
+            binaries={
+                "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+                "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+            },
+            ldflags=_kube_ldflags,
+            go_dir_name="kube",
+        ),
+        Component(
+            name="containerd",
+            module="github.com/containerd/containerd/v2",
+            binaries={
+                "containerd": "github.com/containerd/containerd/v2/cmd/containerd",
+                "containerd-shim-runc-v2": "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+                "ctr": "github.com/containerd/containerd/v2/cmd/ctr",
+            },
+            ldflags=_containerd_ldflags,
+            # the snapshotters that need cgo; overlayfs (the one the lab uses) needs none
+            tags=("no_btrfs", "no_devmapper", "no_zfs"),
+        ),
+        Component(
+            name="coredns", module="github.com/coredns/coredns", binaries={"coredns": "github.com/coredns/coredns"}
+        ),
         Component(name="etcd", module="go.etcd.io/etcd/server/v3", binaries={"etcd": "go.etcd.io/etcd/server/v3"}),
         Component(name="kwok", module="sigs.k8s.io/kwok", binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+        Component(
+            name="istio",
+            module="istio.io/istio",
+            binaries={
+                "pilot-discovery": "istio.io/istio/pilot/cmd/pilot-discovery",
+                "pilot-agent": "istio.io/istio/pilot/cmd/pilot-agent",
+            },
+            ldflags=_istio_ldflags,
+        ),
         Component(
             name="istioctl",
             module="istio.io/istio",
@@ -248,7 +296,9 @@ COMPONENTS: dict[str, Component] = {
         ),
     )
 }
-BUILD_ORDER = ["kube", "etcd", "kwok", "istioctl"]
+BUILD_ORDER = ["kube", "etcd", "kwok", "istioctl", "kubenode", "containerd", "coredns", "istio"]
+# What a lab of real nodes runs on them (and a kwok-only lab does not need).
+NODE_COMPONENTS = ["kubenode", "containerd", "coredns"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +337,7 @@ def plan(comp: Component) -> tuple[str, str, dict, list[str]]:
         gi["GOARCH"],
         " ".join(flags),
         json.dumps(comp.binaries, sort_keys=True),
+        ",".join(comp.tags),
     ):
         h.update(part.encode())
         h.update(b"\0")
@@ -382,7 +433,11 @@ def build(name: str, *, force: bool = False, jobs: int | None = None, echo: bool
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         log_path = root / f"{dirname}.log"
-        cmd = ["go", "build", f"-p={jobs}", "-trimpath", "-ldflags", " ".join(flags), "-o"]
+        # -v: go names each package as it compiles it; the progress lines quote the last one
+        cmd = ["go", "build", "-v", f"-p={jobs}", "-trimpath", "-ldflags", " ".join(flags)]
+        if comp.tags:
+            cmd += ["-tags", ",".join(comp.tags)]
+        cmd.append("-o")
         cmd.append(str(tmp) + "/" if len(comp.binaries) > 1 else str(tmp / next(iter(comp.binaries))))
         cmd += list(comp.binaries.values())
         what = ", ".join(comp.binaries)
@@ -392,7 +447,7 @@ def build(name: str, *, force: bool = False, jobs: int | None = None, echo: bool
         with open(log_path, "w") as log:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
-            proc = subprocess.run(cmd, cwd=comp.go_dir, stdout=log, stderr=subprocess.STDOUT, env=go_env())
+            proc = run_with_progress(cmd, comp.go_dir, log, log_path, f"building {what}", echo)
         seconds = time.monotonic() - start
         output = log_path.read_text(errors="replace")
         missing = [b for b in comp.binaries if not (tmp / b).is_file()]
@@ -427,6 +482,36 @@ def build(name: str, *, force: bool = False, jobs: int | None = None, echo: bool
         assert result is not None
         result.seconds = seconds
         return result
+
+
+PROGRESS_EVERY = 30.0  # seconds between "still building" lines of a long build
+
+
+def run_with_progress(cmd: list[str], cwd: Path, log, log_path: Path, what: str, echo: bool, env=None):
+    """Run a long step with its output in ``log``; every PROGRESS_EVERY seconds say what it is
+    doing and for how long, with the last line it logged (a cold build of the Kubernetes binaries
+    is many silent minutes otherwise)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env or go_env())
+    while True:
+        try:
+            proc.wait(timeout=PROGRESS_EVERY)
+            break
+        except subprocess.TimeoutExpired:
+            if echo:
+                last = _last_line(log_path)
+                print(
+                    f"lab: {what}: {time.monotonic() - start:.0f}s" + (f", at {last}" if last else ""), file=sys.stderr
+                )
+    return subprocess.CompletedProcess(cmd, proc.returncode)
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - 512))
+        lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+        return redact(lines[-1].strip())[:120] if lines else ""
+    return ""
 
 
 def build_all(

@@ -39,7 +39,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    u = sub.add_parser("up", parents=[common], help="start the lab cluster (no-op when already up)")
+    lab_opt = argparse.ArgumentParser(add_help=False)
+    lab_opt.add_argument("--lab", default="meshops-lab", help="which lab of real nodes (default meshops-lab)")
+    u = sub.add_parser(
+        "up",
+        parents=[common, lab_opt],
+        help="start the lab: node containers running Kubernetes (or --kwok: simulated nodes); no-op when up",
+    )
+    u.add_argument(
+        "--kwok",
+        action="store_true",
+        help="only the control plane, on loopback (or --bind-address), with kwok's simulated nodes: no "
+        "containers, no pods that run (implied by --state-dir, --nodes, --inventory, --bind-address, ...)",
+    )
+    u.add_argument("--proxy-mode", default="iptables", help="kube-proxy mode of real nodes: iptables or nftables")
     u.add_argument(
         "--nodes",
         default=None,
@@ -54,19 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness (default 180)")
     u.add_argument("--json", action="store_true")
 
-    sub.add_parser("down", parents=[common], help="stop what up started and remove the state directory")
+    sub.add_parser("down", parents=[common, lab_opt], help="stop what up started, leave nothing behind")
 
-    s = sub.add_parser("status", parents=[common], help="show the lab state (exit 0 when up, 3 when not)")
+    sub.add_parser("images", parents=[lab_opt], help="the lab's images: built (cached) and loaded in each node")
+
+    s = sub.add_parser("status", parents=[common, lab_opt], help="show the lab state (exit 0 when up, 3 when not)")
     s.add_argument("--json", action="store_true")
 
-    k = sub.add_parser("kubeconfig", parents=[common], help="print the path of the admin kubeconfig")
+    k = sub.add_parser("kubeconfig", parents=[common, lab_opt], help="print the path of the admin kubeconfig")
     k.add_argument("--for-address", default=None, help="a kubeconfig using this server address (must be in the SANs)")
 
     bu = sub.add_parser("bundle", parents=[common], help="make the release-layout istio bundle; print its directory")
     bu.add_argument("--force", action="store_true")
     bu.add_argument("--json", action="store_true")
 
-    sub.add_parser("env", parents=[common], help='print shell exports for the lab (eval "$(lab/labctl env)")')
+    sub.add_parser("env", parents=[common, lab_opt], help='print shell exports for the lab (eval "$(lab/labctl env)")')
     return p
 
 
@@ -90,7 +105,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from lab import stack
+
+    args.state_dir = getattr(args, "state_dir", None)
     lab = Lab(args.state_dir)
+    real = None  # the control plane of the lab of real nodes, when that lab is up
+    if args.cmd != "build" and args.state_dir is None:
+        candidate = Lab(stack.lab_home(args.lab) / "cluster")
+        if candidate.load() is not None:
+            real = candidate
+    if args.cmd in ("status", "kubeconfig", "env") and real is not None:
+        lab = real
     if args.cmd == "build":
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in names if n not in labbuild.COMPONENTS]
@@ -122,6 +147,18 @@ def _run(args) -> int:
             if bindir:
                 print(f"bin dir   {bindir}")
         return 0
+    # --state-dir, --nodes, --inventory, --bind-address, --extra-san, --apiserver-port shape a
+    # control plane of its own with kwok nodes; a lab of real nodes is cp1, w1, w2 of
+    # inventories/lab on its own podman network.
+    kwok_options = args.cmd == "up" and (
+        args.nodes or args.inventory or args.bind_address != "127.0.0.1" or args.extra_san or args.apiserver_port
+    )
+    if args.cmd == "up" and not (args.kwok or args.state_dir or kwok_options):
+        res = stack.up(args.lab, args.proxy_mode)
+        print(json.dumps(res, indent=2, default=str) if args.json else res["lab_kubeconfig"])
+        return 0
+    if args.cmd == "images":
+        return _images(stack, args.lab)
     if args.cmd == "up":
         if args.nodes and args.inventory:
             raise LabError("give either --nodes or --inventory, not both")
@@ -135,6 +172,13 @@ def _run(args) -> int:
     if args.cmd == "down":
         res = lab.down()
         print(f"stopped: {', '.join(res['stopped']) or 'nothing'}; removed: {res['removed'] or 'nothing'}")
+        if args.state_dir is None:
+            res = stack.down(args.lab)
+            print(
+                f"{args.lab}: stopped: {', '.join(res['cluster']['stopped']) or 'nothing'}; "
+                f"containers removed: {', '.join(res['containers']) or 'none'}; "
+                f"host routes removed: {', '.join(res['host_routes']) or 'none'}"
+            )
         return 0
     if args.cmd == "status":
         st = lab.status()
@@ -179,3 +223,28 @@ def _run(args) -> int:
         print("\n".join(lines))
         return 0
     raise AssertionError(args.cmd)
+
+
+def _images(stack, lab_name: str) -> int:
+    """What is built (the cache) and which node's containerd has it."""
+    from lab.images import catalog
+    from lab.nodes import agents
+    from lab.nodes.containers import KUBE_NODES
+    from lab.nodes.containers import Lab as NodeLab
+    from lab.nodes.containers import status as node_status
+
+    node_lab = NodeLab(lab_name)
+    running = [n for n, s in node_status(node_lab)["nodes"].items() if n in KUBE_NODES and s["state"] == "running"]
+    ctr = None
+    if running:
+        build = labbuild.cached_build("containerd")
+        ctr = build and f"{stack.lab_nodes.BIN_MOUNT}/{build.directory.name}/ctr"
+    for name, image in catalog.images().items():
+        built = catalog.cached(name)
+        where = []
+        if built and ctr:
+            where = [n for n in running if catalog.loaded(agents.node_exec(node_lab.prefix + n), ctr, built)]
+        state = f"built {built.image_id[:19]} {built.size >> 20} MiB" if built else "not built"
+        print(f"{name:45} {state:36} loaded: {', '.join(where) or '-'}")
+        print(f"{'':45} {image.about}")
+    return 0

@@ -168,7 +168,7 @@ class Lab:
             )
         path = self.state_dir / f"kubeconfig-{for_address}"
         if not path.exists():
-            _write_kubeconfig(
+            write_kubeconfig(
                 path,
                 f"https://{_hostport(for_address, state['ports']['apiserver'])}",
                 pki.Pki(self.state_dir / "pki"),
@@ -254,6 +254,8 @@ class Lab:
         apiserver_port: int = 0,
         extra_sans: list[str] | None = None,
         timeout: float = 180.0,
+        real_nodes: bool = False,
+        pod_prefix: str = POD_CIDR_PREFIX,
     ) -> dict:
         nodes = nodes or parse_nodes(DEFAULT_NODES)
         extra_sans = list(extra_sans or [])
@@ -278,6 +280,11 @@ class Lab:
             plist = self._procs(state)
             alive = [p.name for p in plist if procs.is_ours(p)]
             if state.get("ready") and len(alive) == len(plist):
+                if bool(state.get("real_nodes")) != real_nodes:
+                    have_kind = "real" if state.get("real_nodes") else "kwok"
+                    raise LabError(
+                        f"the lab is already up with {have_kind} nodes; run `lab/labctl down` first to change that"
+                    )
                 if state["bind_address"] != bind_address:
                     raise LabError(
                         f"the lab is already up on {state['bind_address']}, not {bind_address}; "
@@ -313,8 +320,8 @@ class Lab:
             )
 
         # -- binaries (cached builds are reused; builds otherwise)
-        builds = labbuild.build_all(["kube", "etcd", "kwok"], echo=self.echo)
-        kwok_dir = Path(builds["kwok"].info["Dir"])
+        builds = labbuild.build_all(["kube", "etcd"] + ([] if real_nodes else ["kwok"]), echo=self.echo)
+        kwok_dir = None if real_nodes else Path(builds["kwok"].info["Dir"])
 
         started: list[procs.Proc] = []
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -323,7 +330,9 @@ class Lab:
             "ready": False,
             "state_dir": str(self.state_dir),
             "bind_address": bind_address,
-            "nodes": [n.__dict__ for n in nodes],
+            "real_nodes": real_nodes,
+            "pod_prefix": pod_prefix,
+            "nodes": [n.__dict__ | {"pod_cidr": pod_cidr(i + 1, pod_prefix)} for i, n in enumerate(nodes)],
             "versions": {k: b.version for k, b in builds.items()},
             "binaries": {name: str(path) for b in builds.values() for name, path in b.binaries.items()},
             "procs": [],
@@ -372,7 +381,8 @@ class Lab:
         api_port = apiserver_port or procs.free_port(bind, taken)
         taken.add(api_port)
         ports = {"apiserver": api_port}
-        for name in ("etcd_client", "etcd_peer", "controller_manager", "scheduler", "kwok"):
+        simulated = () if kwok_dir is None else ("kwok",)
+        for name in ("etcd_client", "etcd_peer", "controller_manager", "scheduler", *simulated):
             ports[name] = procs.free_port("127.0.0.1", taken)
             taken.add(ports[name])
         state["ports"] = ports
@@ -389,10 +399,12 @@ class Lab:
         ] + [s for s in extra_sans if not _is_ip(s)]
         cert = pki.generate(sd / "pki", ip_sans=ip_sans, dns_sans=dns_sans)
         server = f"https://{_hostport(bind, api_port)}"
+        if kwok_dir is None:  # real kubelets: the API server's client identity towards them
+            pki.issue(cert, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters")
         kc = {}
-        for ident in ("admin", "controller-manager", "scheduler", "kwok"):
+        for ident in ("admin", "controller-manager", "scheduler", *simulated):
             kc[ident] = sd / ("kubeconfig" if ident == "admin" else f"kubeconfigs/{ident}.kubeconfig")
-            _write_kubeconfig(kc[ident], server, cert, ident)
+            write_kubeconfig(kc[ident], server, cert, ident)
         state["kubeconfig"] = str(kc["admin"])
 
         # etcd
@@ -426,11 +438,23 @@ class Lab:
         )
         mark("etcd /health")
 
-        # kube-apiserver. Its "cluster" egress (admission webhooks, aggregated APIs, the service and
-        # node proxies: traffic to Service, Pod and Node addresses) goes to a Unix socket nobody
-        # listens on: simulated pods serve nothing, and these addresses would otherwise be routed
-        # off this machine. Such calls fail at once, naming the socket.
+        # kube-apiserver. With kwok nodes its "cluster" egress (admission webhooks, aggregated APIs,
+        # the service and node proxies: traffic to Service, Pod and Node addresses) goes to a Unix
+        # socket nobody listens on: simulated pods serve nothing, and these addresses would otherwise
+        # be routed off this machine. Such calls fail at once, naming the socket. With real nodes it
+        # goes direct: the host routes every pod CIDR to its node, and webhooks and aggregated APIs
+        # are dialled at their endpoints (pod IPs), since the host runs no kube-proxy for ClusterIPs.
         egress = sd / "egress-selector.yaml"
+        if kwok_dir is None:
+            cluster_egress = [
+                "--enable-aggregator-routing=true",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={cert.cert('apiserver-kubelet-client')}",
+                f"--kubelet-client-key={cert.key('apiserver-kubelet-client')}",
+                "--enable-admission-plugins=NodeRestriction",
+            ]
+        else:
+            cluster_egress = [f"--egress-selector-config-file={egress}"]
         egress.write_text(
             json.dumps(
                 {
@@ -471,7 +495,7 @@ class Lab:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
-                f"--egress-selector-config-file={egress}",
+                *cluster_egress,
                 "--profiling=false",
                 "--v=1",
             ],
@@ -483,7 +507,7 @@ class Lab:
         mark("kube-apiserver /readyz")
 
         # controller-manager, scheduler, kwok
-        self._say("starting kube-controller-manager, kube-scheduler, kwok")
+        self._say("starting kube-controller-manager, kube-scheduler" + ("" if kwok_dir is None else ", kwok"))
         cm = procs.start(
             "kube-controller-manager",
             [
@@ -521,6 +545,9 @@ class Lab:
             logs / "kube-scheduler.log",
         )
         record(sched)
+        if kwok_dir is None:
+            self._wait_controllers(state, admin, cm, sched, ports, nodes, started, deadline, mark, real_nodes=True)
+            return
         kwok_conf = sd / "kwok.yaml"
         kwok_conf.write_text(kwok_stages(kwok_dir))
         kwok = procs.start(
@@ -535,32 +562,14 @@ class Lab:
                 "--node-lease-duration-seconds=40",
                 # InternalIP of nodes created without an address: the host the lab runs on
                 f"--node-ip={bind}",
-                f"--cidr={POD_CIDR_PREFIX}.0.0/16",
+                f"--cidr={state['pod_prefix']}.0.0/16",
             ],
             logs / "kwok.log",
         )
         record(kwok)
-        _wait(
-            lambda: _https_get_ok("127.0.0.1", ports["controller_manager"], "/healthz"),
-            cm,
-            deadline,
-            "kube-controller-manager /healthz",
-        )
-        mark("kube-controller-manager /healthz")
-        _wait(
-            lambda: _https_get_ok("127.0.0.1", ports["scheduler"], "/healthz"),
-            sched,
-            deadline,
-            "kube-scheduler /healthz",
-        )
-        mark("kube-scheduler /healthz")
         _wait(lambda: _http_get_ok("127.0.0.1", ports["kwok"], "/healthz", b"ok"), kwok, deadline, "kwok /healthz")
         mark("kwok /healthz")
-
-        # nodes
-        version = builds["kube"].version
-        for i, n in enumerate(nodes):
-            admin.create("/api/v1/nodes", node_manifest(n, i + 1, version))
+        self._wait_controllers(state, admin, cm, sched, ports, nodes, started, deadline, mark, real_nodes=False)
         self._say(f"nodes {', '.join(n.name for n in nodes)} created; waiting for Ready")
 
         def nodes_ready() -> bool:
@@ -585,6 +594,38 @@ class Lab:
         )
         mark("default ServiceAccount (kube-controller-manager)")
 
+    def _wait_controllers(self, state, admin, cm, sched, ports, nodes, started, deadline, mark, real_nodes):
+        """Controller-manager and scheduler healthy, then the Node objects created (with their pod
+        CIDRs and roles; real kubelets then register into them); with real nodes also wait for the
+        default ServiceAccount here, since the nodes' readiness is the caller's to wait for."""
+        _wait(
+            lambda: _https_get_ok("127.0.0.1", ports["controller_manager"], "/healthz"),
+            cm,
+            deadline,
+            "kube-controller-manager /healthz",
+        )
+        mark("kube-controller-manager /healthz")
+        _wait(
+            lambda: _https_get_ok("127.0.0.1", ports["scheduler"], "/healthz"),
+            sched,
+            deadline,
+            "kube-scheduler /healthz",
+        )
+        mark("kube-scheduler /healthz")
+        version = state["versions"]["kube"]
+        for i, n in enumerate(nodes):
+            manifest = node_manifest(n, i + 1, version, simulated=not real_nodes, pod_prefix=state["pod_prefix"])
+            admin.create("/api/v1/nodes", manifest)
+        if real_nodes:
+            _wait(
+                lambda: admin.exists("/api/v1/namespaces/default/serviceaccounts/default"),
+                cm,
+                deadline,
+                "default ServiceAccount (kube-controller-manager)",
+                others=started,
+            )
+            mark("default ServiceAccount (kube-controller-manager)")
+
 
 # --------------------------------------------------------------------------------------------
 # kwok configuration and node objects
@@ -604,21 +645,33 @@ def kwok_stages(kwok_dir: Path) -> str:
     return "\n---\n".join(parts)
 
 
-def node_manifest(n: NodeSpec, index: int, kube_version: str) -> dict:
+def pod_cidr(index: int, prefix: str = POD_CIDR_PREFIX) -> str:
+    return f"{prefix}.{index}.0/24"
+
+
+def node_manifest(
+    n: NodeSpec, index: int, kube_version: str, simulated: bool = True, pod_prefix: str = POD_CIDR_PREFIX
+) -> dict:
+    """The Node object of a lab node: for kwok the whole node (status included); for a real
+    kubelet the parts it may not set itself under NodeRestriction (role labels, taint, pod CIDR)."""
     labels = {
         "kubernetes.io/hostname": n.name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
-        "type": "kwok",
         "meshops.istio/lab": "true",
     }
+    if simulated:
+        labels["type"] = "kwok"
     taints = []
     if n.role == "control-plane":
         labels["node-role.kubernetes.io/control-plane"] = ""
         taints.append({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"})
     else:
         labels["node-role.kubernetes.io/worker"] = ""
-    cidr = f"{POD_CIDR_PREFIX}.{index}.0/24"
+    cidr = pod_cidr(index, pod_prefix)
+    spec = {"podCIDR": cidr, "podCIDRs": [cidr], "taints": taints}
+    if not simulated:
+        return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name, "labels": labels}, "spec": spec}
     status: dict = {
         "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
         "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
@@ -639,7 +692,7 @@ def node_manifest(n: NodeSpec, index: int, kube_version: str) -> dict:
             "labels": labels,
             "annotations": {NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
         },
-        "spec": {"podCIDR": cidr, "podCIDRs": [cidr], "taints": taints},
+        "spec": spec,
         "status": status,
     }
 
@@ -664,7 +717,7 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def _write_kubeconfig(path: Path, server: str, cert: pki.Pki, ident: str) -> None:
+def write_kubeconfig(path: Path, server: str, cert: pki.Pki, ident: str) -> None:
     """A self-contained kubeconfig (certificates embedded, so it can be copied into a node)."""
     conf = {
         "apiVersion": "v1",

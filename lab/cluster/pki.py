@@ -176,6 +176,32 @@ def generate(directory: Path, *, ip_sans: list[str], dns_sans: list[str]) -> Pki
     return pki
 
 
+def issue(pki: Pki, name: str, cn: str, org: str | None, *, server_sans: list[str] | None = None) -> None:
+    """Sign one more certificate with the lab CA already in ``pki``: a client certificate
+    (``cn``/``org`` are the user and group the API server sees), or a serving one when
+    ``server_sans`` (IP addresses) are given. Used for node identities after ``generate``."""
+    ca_key = serialization.load_pem_private_key(pki.key("ca").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server_sans else ExtendedKeyUsageOID.CLIENT_AUTH
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, org))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if server_sans:
+        b = b.add_extension(x509.SubjectAlternativeName(san_list(server_sans, [cn])), critical=False)
+    _write_key(pki.key(name), key)
+    _write_cert(pki.cert(name), b.sign(ca_key, hashes.SHA256()))
+
+
 def serving_sans(pki: Pki) -> tuple[list[str], list[str]]:
     """(IP SANs, DNS SANs) of the apiserver certificate."""
     cert = x509.load_pem_x509_certificate(pki.cert("apiserver").read_bytes())

@@ -39,7 +39,9 @@ log() { printf 'nodeimage: %s\n' "$*" >&2; }
 
 # shellcheck source=recipe.env
 . "$RECIPE"
-recipe_hash="$(sha256sum < "$RECIPE" | cut -d' ' -f1)"
+# A recipe may source the base recipe next to this script and add to it: both shape the image.
+recipe_hash="$(cat "$HERE/recipe.env" "$RECIPE" | sha256sum | cut -d' ' -f1)"
+[ "$RECIPE" -ef "$HERE/recipe.env" ] && recipe_hash="$(sha256sum < "$RECIPE" | cut -d' ' -f1)"
 if [ "$print" = hash ]; then
   echo "$recipe_hash"
   exit 0

@@ -7,9 +7,20 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "localhost/meshops-node:bookworm"
+# The Kubernetes nodes' image: IMAGE plus runc, the CNI plugins, nftables, conntrack
+# (lab/nodeimage/kubenode.env).
+KUBENODE_IMAGE = "localhost/meshops-kubenode:bookworm"
 DEFAULT_NODES = ("cp1", "w1", "w2", "ws1")
-# Each lab gets a private /24 of its own; the host keeps .1 (the bridge).
-LABS = {"meshops-lab": "10.89.77", "meshops-site": "10.89.78"}
+KUBE_NODES = ("cp1", "w1", "w2")  # the inventory's control_plane and workers; ws1 is a workstation
+# Each lab gets a private /24 of its own (the host keeps .1, the bridge) and pod CIDRs of its
+# own (<pods>.<n>.0/24 per node), so that two labs can run side by side with host routes to both.
+LABS = {
+    "meshops-lab": ("10.89.77", "10.244"),  # the main job's (scripts/site.sh) and labctl's
+    "meshops-site": ("10.89.78", "10.245"),  # molecule's end-to-end scenario
+    "meshops-test": ("10.89.79", "10.246"),  # the tests of the real nodes (tests/integration/kubenodes)
+    "meshops-fault": ("10.89.80", "10.247"),  # the test of a node that fails to start
+}
+BIN_MOUNT = "/opt/meshops-lab/bin"  # the lab build cache, read-only, in every Kubernetes node
 
 
 class Lab:
@@ -18,18 +29,29 @@ class Lab:
             raise LabNodesError(f"unknown lab {name!r}: choose one of {', '.join(LABS)}")
         self.network = name
         self.prefix = f"{name}-"
-        self.subnet = f"{LABS[name]}.0/24"
-        self.gateway = f"{LABS[name]}.1"
+        net, pods = LABS[name]
+        self.subnet = f"{net}.0/24"
+        self.gateway = f"{net}.1"
+        self.pod_prefix = pods
         self.label = f"io.meshops.lab={name}"
+
+    def volume(self, node):
+        """The node's /var/lib/containerd: overlayfs needs an upper directory off the container's
+        own overlay root."""
+        return f"{self.prefix}{node}-containerd"
 
 
 class LabNodesError(Exception):
     pass
 
 
+def podman_cmd():
+    """``podman`` with the lab's containers.conf (runc, ulimits these machines accept)."""
+    return ["env", f"CONTAINERS_CONF={os.path.join(REPO_ROOT, 'lab', 'podman', 'containers.conf')}", "podman"]
+
+
 def _podman(*args, check=True):
-    env = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO_ROOT, "lab", "podman", "containers.conf"))
-    result = subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run([*podman_cmd(), *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise LabNodesError(f"podman {' '.join(args)} failed: {result.stderr.strip()}")
     return result
@@ -39,9 +61,14 @@ def _exists(kind, name):
     return _podman(kind, "exists", name, check=False).returncode == 0
 
 
-def up(lab, nodes):
-    if _podman("image", "exists", IMAGE, check=False).returncode != 0:
-        raise LabNodesError(f"node image {IMAGE} is missing: run scripts/setup.sh node-image")
+def up(lab, nodes, bin_root=None):
+    """Create the network and the node containers (no-op for those that exist). With ``bin_root``
+    (the lab build cache) the nodes in KUBE_NODES are made to run Kubernetes: the kubenode image,
+    a private cgroup namespace, /var/lib/containerd on a volume, the cache mounted read-only."""
+    images = {IMAGE} | ({KUBENODE_IMAGE} if bin_root else set())
+    for image in sorted(images):
+        if _podman("image", "exists", image, check=False).returncode != 0:
+            raise LabNodesError(f"node image {image} is missing: run scripts/setup.sh node-image")
     if not _exists("network", lab.network):
         _podman(
             "network", "create", "--subnet", lab.subnet, "--gateway", lab.gateway, "--label", lab.label, lab.network
@@ -50,11 +77,22 @@ def up(lab, nodes):
     for node, container in zip(nodes, containers, strict=True):
         if _exists("container", container):
             continue
+        kube = bool(bin_root) and node in KUBE_NODES
+        extra = []
+        if kube:
+            if not _exists("volume", lab.volume(node)):
+                _podman("volume", "create", "--label", lab.label, lab.volume(node))
+            extra = [
+                "--cgroupns=private",
+                "--volume", f"{lab.volume(node)}:/var/lib/containerd",
+                "--volume", f"{bin_root}:{BIN_MOUNT}:ro",
+                "--tmpfs", "/tmp",
+            ]  # fmt: skip
         _podman(
             "run", "-d", "--name", container, "--hostname", node, "--label", lab.label,
             "--network", lab.network, "--privileged", "--systemd", "always",
             "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
-            IMAGE, "/sbin/init",
+            *extra, KUBENODE_IMAGE if kube else IMAGE, "/sbin/init",
         )  # fmt: skip
     _wait_for_systemd(containers)
     return status(lab)
@@ -82,6 +120,9 @@ def down(lab):
     names = _containers(lab)
     if names:
         _podman("rm", "-f", "-t", "2", *names)
+    volumes = _podman("volume", "ls", "--filter", f"label={lab.label}", "--format", "{{.Name}}").stdout.split()
+    if volumes:
+        _podman("volume", "rm", "-f", *volumes)
     if _exists("network", lab.network):
         _podman("network", "rm", lab.network)
     return names

@@ -80,11 +80,10 @@ def up(name, proxy_mode="iptables", nodes="real"):
         )
     node_lab = NodeLab(name)
     cluster = Cluster(lab_home(name) / "cluster")
-    recorded = _recorded(name)
-    if recorded and (recorded.get("proxy_mode"), recorded.get("nodes_kind")) != (proxy_mode, nodes) and cluster.load():
+    recorded = _recorded(name) if cluster.load() else {}
+    if recorded and recorded.get("nodes_kind") != nodes:
         raise LabError(
-            f"lab {name} is up with {recorded.get('nodes_kind')} nodes and kube-proxy mode "
-            f"{recorded.get('proxy_mode')}, not {nodes} / {proxy_mode}; "
+            f"lab {name} is up with {recorded.get('nodes_kind')} nodes, not {nodes}; "
             f"run `python -m lab.stack down --lab {name}` first"
         )
     if nodes == "kwok":
@@ -96,7 +95,8 @@ def up(name, proxy_mode="iptables", nodes="real"):
     cidrs = [f"{node_lab.pod_prefix}.{i + 1}.0/24" for i in range(len(inventory_nodes))]
     routes.check_free(cidrs)
     try:
-        return _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, t0)
+        switch = recorded.get("proxy_mode") not in (None, proxy_mode)
+        return _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, switch, t0)
     except BaseException:
         _say("up failed; removing everything this lab had")
         down(name)
@@ -126,13 +126,15 @@ def _record(name, record):
     (lab_home(name) / STACK_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, t0):
+def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, switch_proxy_mode, t0):
     timings = {}
 
     def mark(what):
         timings[what] = round(time.monotonic() - t0, 1)
 
-    node_status = lab_nodes.up(node_lab, list(lab_nodes.DEFAULT_NODES), bin_root=paths.bin_root())
+    node_status = lab_nodes.up(
+        node_lab, list(lab_nodes.DEFAULT_NODES), bin_root=paths.bin_root(), images_root=catalog.images_root()
+    )
     mark("node containers running")
     for spec in inventory_nodes:
         spec.address = node_status["nodes"][spec.name]["address"]
@@ -163,6 +165,10 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, t0
     mark("images loaded")
     for node in real:
         agents.start_kubelet_and_proxy(node)
+        if switch_proxy_mode:  # kube-proxy removes the other mode's rules when it starts
+            agents.restart(node, "kube-proxy")
+    if switch_proxy_mode:
+        _say(f"kube-proxy switched to {proxy_mode} mode")
     routes.add_host_routes(real)
     api = cluster.api()
     agents.wait_ready(api, real, 120.0)
@@ -221,8 +227,9 @@ def down(name):
     node_lab = NodeLab(name)
     cluster = Cluster(lab_home(name) / "cluster")
     stopped = cluster.down()
-    removed = lab_nodes.down(node_lab)
+    # before the network goes: its bridge going away would take the routes with it unsaid
     removed_routes = routes.remove_host_routes(node_lab.pod_prefix)
+    removed = lab_nodes.down(node_lab)
     (lab_home(name) / STACK_FILE).unlink(missing_ok=True)
     return {"cluster": stopped, "containers": removed, "host_routes": removed_routes}
 

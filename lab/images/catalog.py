@@ -339,12 +339,16 @@ def loaded(exec_in_node: Callable[..., subprocess.CompletedProcess], ctr: str, i
     return exec_in_node([*_ctr(ctr), "content", "get", image.image_id], capture=False).returncode == 0
 
 
-def load(exec_in_node, ctr: str, image: Built, node: str) -> bool:
-    """Import ``image`` into one node unless it is there already; True when it was imported."""
+def load(exec_in_node, ctr: str, image: Built, node: str, mounted: str | None = None) -> bool:
+    """Import ``image`` into one node unless it is there already; True when it was imported.
+    ``mounted``: where the node sees images_root() (read there, not streamed through podman)."""
     if loaded(exec_in_node, ctr, image):
         return False
-    with open(image.archive, "rb") as fh:
-        proc = exec_in_node([*_ctr(ctr), "images", "import", "-"], stdin=fh)
+    if mounted and exec_in_node(["test", "-f", f"{mounted}/{image.archive.name}"]).returncode == 0:
+        proc = exec_in_node([*_ctr(ctr), "images", "import", f"{mounted}/{image.archive.name}"])
+    else:
+        with open(image.archive, "rb") as fh:
+            proc = exec_in_node([*_ctr(ctr), "images", "import", "-"], stdin=fh)
     if proc.returncode != 0:
         raise LabError(f"importing {image.name} into {node} failed: {proc.stderr.strip()[-300:]}", component="images")
     return True

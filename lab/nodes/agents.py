@@ -17,7 +17,7 @@ from lab.cluster.cluster import write_kubeconfig
 from lab.cluster.errors import LabError
 from lab.images import catalog
 from lab.nodes import kubenode
-from lab.nodes.containers import podman_cmd
+from lab.nodes.containers import IMAGES_MOUNT, podman_cmd
 
 
 @dataclass
@@ -124,11 +124,16 @@ def start_kubelet_and_proxy(node: RealNode) -> None:
             raise _fail(node, unit, "did not start")
 
 
+def restart(node: RealNode, unit: str) -> None:
+    if _systemctl(node.container, "restart", f"{unit}.service").returncode != 0:
+        raise _fail(node, unit, "did not restart")
+
+
 def load_images(nodes: list[RealNode], ctr: str, images: list[catalog.Built], echo) -> dict[str, list[str]]:
     imported: dict[str, list[str]] = {}
     for node in nodes:
         for image in images:
-            if catalog.load(node_exec(node.container), ctr, image, node.name):
+            if catalog.load(node_exec(node.container), ctr, image, node.name, IMAGES_MOUNT):
                 imported.setdefault(node.name, []).append(image.name)
         if imported.get(node.name):
             echo(f"imported into {node.name}: {', '.join(imported[node.name])}")

@@ -21,6 +21,7 @@ LABS = {
     "meshops-fault": ("10.89.80", "10.247"),  # the test of a node that fails to start
 }
 BIN_MOUNT = "/opt/meshops-lab/bin"  # the lab build cache, read-only, in every Kubernetes node
+IMAGES_MOUNT = "/opt/meshops-lab/images"  # the lab's image archives, read-only, likewise
 
 
 class Lab:
@@ -61,7 +62,7 @@ def _exists(kind, name):
     return _podman(kind, "exists", name, check=False).returncode == 0
 
 
-def up(lab, nodes, bin_root=None):
+def up(lab, nodes, bin_root=None, images_root=None):
     """Create the network and the node containers (no-op for those that exist). With ``bin_root``
     (the lab build cache) the nodes in KUBE_NODES are made to run Kubernetes: the kubenode image,
     a private cgroup namespace, /var/lib/containerd on a volume, the cache mounted read-only."""
@@ -86,6 +87,7 @@ def up(lab, nodes, bin_root=None):
                 "--cgroupns=private",
                 "--volume", f"{lab.volume(node)}:/var/lib/containerd",
                 "--volume", f"{bin_root}:{BIN_MOUNT}:ro",
+                *(["--volume", f"{images_root}:{IMAGES_MOUNT}:ro"] if images_root else []),
                 "--tmpfs", "/tmp",
             ]  # fmt: skip
         _podman(

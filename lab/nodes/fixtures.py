@@ -3,8 +3,7 @@
 ``real_lab`` (session): the ``meshops-test`` lab (its own podman network and pod CIDRs, so it
 stands beside the main job's lab) with cp1, w1 and w2 running containerd, the kubelet and
 kube-proxy. A lab already up is used and left running; otherwise this session starts it and
-removes it at its end. ``real_lab.with_proxy_mode("nftables")`` brings it back in another
-kube-proxy mode (down, then up).
+removes it at its end. ``real_lab.with_proxy_mode("nftables")`` switches kube-proxy's mode.
 """
 
 from __future__ import annotations
@@ -69,10 +68,9 @@ class RealLab:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
     def with_proxy_mode(self, mode: str) -> RealLab:
+        """The same lab with kube-proxy in ``mode`` (switched in place, as ``up`` does)."""
         if self.proxy_mode != mode:
-            stack.down(self.name)
             self.info = stack.up(self.name, mode)
-            self.owned = True
         return self
 
 

@@ -27,19 +27,22 @@ def podman_list(*args):
 def test_a_kubelet_that_cannot_start_is_named_and_nothing_is_left(monkeypatch):
     real_config = kubenode.kubelet_config
 
-    def refused(node):
+    def refused(node):  # what a stock kubelet 1.37 does on these cgroup v1 machines
         config = json.loads(real_config(node))
-        config["cgroupDriver"] = "not-a-driver"
+        config["failCgroupV1"] = True
         return json.dumps(config)
 
     monkeypatch.setattr(kubenode, "kubelet_config", refused)
     stack.down(FAULT_LAB)
-    with pytest.raises(LabError) as error:
-        stack.up(FAULT_LAB)
+    try:
+        with pytest.raises(LabError) as error:
+            stack.up(FAULT_LAB)
+    finally:
+        stack.down(FAULT_LAB)  # when up did not fail as it should
     message = str(error.value)
     assert "kubelet on cp1" in message and "node cp1: kubelet keeps exiting" in message
     assert "journalctl -u kubelet" in message
-    assert "not-a-driver" in message  # the kubelet's own words, from its log
+    assert "cgroup v1" in message  # the kubelet's own words, from its log
     node_lab = NodeLab(FAULT_LAB)
     assert podman_list("ps", "-a", "--filter", f"label={node_lab.label}", "--format", "{{.Names}}") == []
     assert podman_list("volume", "ls", "--filter", f"label={node_lab.label}", "--format", "{{.Name}}") == []

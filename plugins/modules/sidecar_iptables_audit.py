@@ -18,6 +18,12 @@ description:
     RV(traces) of standard probe packets simulated with M(meshops.istio.iptables_trace) (inbound
     to an application port, inbound to an excluded port, outbound from the application, outbound
     from the proxy's uid, loopback, and DNS).
+  - The capture is judged by its own configuration (O(expected) where given, else what the rules
+    declare): each probe carries C(expect) (C(captured) or C(not captured)) and C(why). Probes pick
+    destinations the configuration captures (inside the include ranges, outside every exclusion)
+    and destinations it leaves alone (excluded CIDRs and ports, the proxy's uids and gids); traffic
+    the configuration excludes is never an error. Where no such destination exists the finding
+    C(NO_PROBE_DESTINATION) (info) says so.
   - On a node, RV(kube_proxy) lists kube-proxy's services with their ClusterIP, NodePort and
     endpoints with the probability that a new connection picks each.
   - The module does not fail on findings; assert on RV(findings) (for example on C(severity)).
@@ -234,7 +240,13 @@ findings:
       severity: error
       message: "PREROUTING (nat table) never jumps to ISTIO_INBOUND: inbound traffic bypasses the sidecar"
 traces:
-  description: The standard probes, traced as M(meshops.istio.iptables_trace) returns them.
+  description:
+    - The standard probes, traced as M(meshops.istio.iptables_trace) returns them, each with C(expect)
+      (C(captured) or C(not captured), what the capture's configuration says must happen to it) and
+      C(why) (the probe in words).
+    - Names are C(inbound_app_port), C(inbound_captured_port) (when the application's port is not
+      captured), C(inbound_excluded_port), C(outbound_app), C(outbound_proxy),
+      C(outbound_excluded_destination), C(outbound_excluded_port), C(loopback) and C(dns_from_app).
   returned: always
   type: list
   elements: dict

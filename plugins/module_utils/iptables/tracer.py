@@ -689,7 +689,7 @@ class Tracer:
             )
             return result
         prefix = []
-        for column in zip(*(o["steps"] for o in outcomes)):
+        for column in zip(*(o["steps"] for o in outcomes)):  # noqa: B905 (runs on Python 3.9: no strict=)
             if all(s == column[0] for s in column):
                 prefix.append(column[0])
             else:

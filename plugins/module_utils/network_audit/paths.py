@@ -81,6 +81,8 @@ def describe_trace(trace, ruleset, pod, pod_by_ip=None):
         "unevaluated": trace.get("unevaluated", []),
         "assumptions": trace.get("assumptions", []),
     }
+    if "expect" in trace:
+        result["expect"], result["why"] = trace["expect"], trace["why"]
     branches = trace.get("branches") or []
     if branches:
         result["branches"] = []

@@ -38,6 +38,8 @@ def _path_block(path, dumps_label=""):
         return [f"- **{path.get('name')}**: could not be traced: {path['error']}"]
     lines.append(f"**{path['name']}** \u2014 {_packet_line(path.get('packet'))}")
     lines.append("")
+    if path.get("expect"):
+        lines.append(f"    the capture's configuration says: {path['why']} is {path['expect']}")
     lines.append(f"    {path.get('text')}")
     lines.append("")
     rows = []

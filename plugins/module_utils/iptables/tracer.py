@@ -689,7 +689,8 @@ class Tracer:
             )
             return result
         prefix = []
-        for column in zip(*(o["steps"] for o in outcomes)):  # noqa: B905 (runs on Python 3.9: no strict=)
+        for index in range(min(len(o["steps"]) for o in outcomes)):
+            column = [o["steps"][index] for o in outcomes]
             if all(s == column[0] for s in column):
                 prefix.append(column[0])
             else:

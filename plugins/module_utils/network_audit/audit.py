@@ -12,7 +12,6 @@ import socket
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
@@ -48,7 +47,7 @@ class NodeAuditError(Exception):
 
 
 def _now():
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _node_addresses(node_netns):
@@ -622,8 +621,8 @@ def run_audit(options, after_discovery=None):
         runtime_index, notes = runtime_future.result()
         report["runtime"]["notes"] = notes
         if runtime_index:
-            for entry, pod in zip(sidecars, pods, strict=False):
-                _runtime_name(entry, pod, runtime_index)
+            for index, entry in enumerate(sidecars):
+                _runtime_name(entry, pods[index], runtime_index)
     runtime_pool.shutdown()
     if all(d["status"] == "error" and "not installed" in d.get("error", "") for d in host_dumps.values()):
         report["findings"].append(

@@ -35,6 +35,8 @@ description:
     that cannot be read is reported, and the audit of the rest goes on.
 author:
   - meshops.istio developers (@meshops)
+extends_documentation_fragment:
+  - meshops.istio.capture_expected
 options:
   proxy_uids:
     description:
@@ -69,13 +71,6 @@ options:
       - Whether to ask C(crictl) and C(docker) (when present) for pod names and labels.
     type: bool
     default: true
-  expected:
-    description:
-      - What the capture should look like, passed to the engine's audit; a difference becomes an
-        C(EXPECTED_MISMATCH) finding. Keys as in M(meshops.istio.sidecar_iptables_audit)
-        (C(proxy_uid), C(inbound_port), C(outbound_port), C(excluded_inbound_ports), ...).
-    type: dict
-    default: {}
   known_pods:
     description:
       - Pods as the Kubernetes API lists them (C(ip) or C(ips), C(name), C(namespace), C(labels)),
@@ -109,7 +104,8 @@ options:
     elements: path
     default: []
   dump_timeout:
-    description: Seconds after which one C(iptables-*-save) run is abandoned.
+    description:
+      - Seconds after which one C(iptables-*-save) run is abandoned; above 0 and at most 3600.
     type: int
     default: 30
 attributes:
@@ -210,6 +206,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 try:
+    from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import EXPECTED_SPEC
     from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import (
         NodeAuditError,
         run_audit,
@@ -225,7 +222,7 @@ ARGUMENT_SPEC = dict(
     backends=dict(type="list", elements="str", choices=["nft", "legacy"], default=["nft", "legacy"]),
     families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
     runtime_lookup=dict(type="bool", default=True),
-    expected=dict(type="dict", default={}),
+    expected=dict(type="dict", options=EXPECTED_SPEC),
     known_pods=dict(type="list", elements="dict", default=[]),
     probe=dict(type="bool", default=False),
     probe_timeout=dict(type="float", default=2.0),

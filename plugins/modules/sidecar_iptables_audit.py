@@ -31,70 +31,13 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - meshops.istio.iptables_source
+  - meshops.istio.capture_expected
 options:
   family:
     description: Which rules to audit, V(ipv4) (C(iptables)) or V(ipv6) (C(ip6tables)).
     type: str
     choices: [ipv4, ipv6]
     default: ipv4
-  expected:
-    description:
-      - What the capture should be; every given key that differs from the rules is an error
-        finding (code C(EXPECTED_MISMATCH)). Keys left out are not compared.
-      - Some keys only shape the probes (O(expected.app_port), O(expected.app_uid), O(expected.pod_ip)).
-    type: dict
-    suboptions:
-      proxy_uid:
-        description: The uid the proxy runs as, which must be exempt from capture (Istio uses 1337).
-        type: int
-      proxy_gid:
-        description: The gid the proxy runs as.
-        type: int
-      inbound_port:
-        description: Port inbound traffic is redirected to (Istio uses 15006).
-        type: int
-      outbound_port:
-        description: Port outbound traffic is redirected to (Istio uses 15001).
-        type: int
-      mode:
-        description: How inbound traffic is captured.
-        type: str
-        choices: [REDIRECT, TPROXY]
-      inbound_ports:
-        description: Captured inbound ports, C("*") for all or a list of ports.
-        type: raw
-      excluded_inbound_ports:
-        description: Inbound ports left out of a C("*") capture (the tunnel port 15008 is not listed).
-        type: list
-        elements: int
-      outbound_include_cidrs:
-        description: Destinations whose traffic is captured, C("*") or a list of CIDRs.
-        type: raw
-      outbound_exclude_cidrs:
-        description: Destinations never captured (the loopback exemption is not listed).
-        type: list
-        elements: str
-      excluded_outbound_ports:
-        description: Outbound destination ports never captured.
-        type: list
-        elements: int
-      dns_capture:
-        description: Whether DNS queries (udp and tcp port 53) are redirected to the proxy.
-        type: bool
-      dns_port:
-        description: Port DNS queries are redirected to (Istio uses 15053).
-        type: int
-      app_port:
-        description: Application port of the inbound probe; by default the first captured port, else 8080.
-        type: int
-      app_uid:
-        description: Uid of the application in the outbound probes.
-        type: int
-        default: 1000
-      pod_ip:
-        description:
-          - The pod's address for the probes; by default the namespace's first address, else 192.0.2.10.
-        type: str
   local_addresses:
     description:
       - Addresses of the namespace; read with C(ip -j address) when not given (not with O(src)).
@@ -285,48 +228,23 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_supp
     read_from_module,
     short_lived_process,
 )
-
-EXPECTED_SPEC = {
-    "proxy_uid": {"type": "int"},
-    "proxy_gid": {"type": "int"},
-    "inbound_port": {"type": "int"},
-    "outbound_port": {"type": "int"},
-    "mode": {"type": "str", "choices": ["REDIRECT", "TPROXY"]},
-    "inbound_ports": {"type": "raw"},
-    "excluded_inbound_ports": {"type": "list", "elements": "int"},
-    "outbound_include_cidrs": {"type": "raw"},
-    "outbound_exclude_cidrs": {"type": "list", "elements": "str"},
-    "excluded_outbound_ports": {"type": "list", "elements": "int"},
-    "dns_capture": {"type": "bool"},
-    "dns_port": {"type": "int"},
-    "app_port": {"type": "int"},
-    "app_uid": {"type": "int", "default": 1000},
-    "pod_ip": {"type": "str"},
-}
-
-
-def _check_star_or_list(expected, key, element):
-    value = expected.get(key)
-    if value is None or value == "*":
-        return
-    if not isinstance(value, list):
-        raise SourceError(f"expected.{key} must be '*' or a list, got {value!r}")
-    try:
-        expected[key] = [element(v) for v in value]
-    except (TypeError, ValueError):
-        raise SourceError(f"expected.{key} must be '*' or a list of {element.__name__}, got {value!r}") from None
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
+    EXPECTED_SPEC,
+    validate_expected,
+    validate_local_addresses,
+)
 
 
 def run(module):
-    expected = dict(module.params["expected"] or {})
-    _check_star_or_list(expected, "inbound_ports", int)
-    _check_star_or_list(expected, "outbound_include_cidrs", str)
+    # Checked before anything is read: a bad value names the option and the fix.
+    expected = validate_expected(module.params["expected"])
+    local_addresses = validate_local_addresses(module.params["local_addresses"])
     family = module.params["family"]
     read = read_from_module(module, families=(family,))
     ruleset = read.rulesets.get(family)
     if ruleset is None:
         raise SourceError(f"no {family} rules could be read from the {read.where}")
-    local_addresses = module.params["local_addresses"] or read.local_addresses
+    local_addresses = local_addresses or read.local_addresses
     result = audit(ruleset, expected=expected, local_addresses=local_addresses, reader_warnings=read.warnings)
     result["changed"] = False
     result["backend"] = read.backend

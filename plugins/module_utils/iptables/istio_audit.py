@@ -26,25 +26,11 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.capture_pro
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
-
-EXPECTED_KEYS = (
-    "proxy_uid",
-    "proxy_gid",
-    "inbound_port",
-    "outbound_port",
-    "mode",
-    "inbound_ports",
-    "excluded_inbound_ports",
-    "outbound_include_cidrs",
-    "outbound_exclude_cidrs",
-    "excluded_outbound_ports",
-    "dns_capture",
-    "dns_port",
-    "app_port",
-    "app_uid",
-    "pod_ip",
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
+    validate_expected,
+    validate_local_addresses,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
 
 
 def _reachable(table, start):
@@ -100,6 +86,27 @@ _PORT_CONDS = _PROTO | {
 }
 
 
+def _port(rule, option, default=None):
+    """The first port of a target option (``15001`` or ``15001-15002``); malformed: ParseError."""
+    text = rule.target_option(option)
+    if text is None:
+        return default
+    try:
+        port = int(text.split("-")[0])
+    except ValueError as exc:
+        raise rule.malformed(f"--{option} {text!r} is not a port", exc) from None
+    if not 0 <= port <= 65535:
+        raise rule.malformed(f"--{option} {text!r} is out of range (0-65535)")
+    return port
+
+
+def _network(rule, text):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise rule.malformed(f"{text!r} is not an address or CIDR", exc) from None
+
+
 def summarize_capture(ruleset):
     nat = ruleset.table("nat")
     mangle = ruleset.table("mangle")
@@ -134,13 +141,13 @@ def summarize_capture(ruleset):
     if nat is not None and "ISTIO_IN_REDIRECT" in nat.chains:
         for rule in nat.chains["ISTIO_IN_REDIRECT"].rules:
             if rule.target == "REDIRECT" and rule.target_option("to-ports"):
-                capture["inbound_port"] = int(rule.target_option("to-ports").split("-")[0])
+                capture["inbound_port"] = _port(rule, "to-ports")
     if tproxy_rule is not None and tproxy_rule.target_option("on-port"):
-        capture["inbound_port"] = int(tproxy_rule.target_option("on-port"))
+        capture["inbound_port"] = _port(tproxy_rule, "on-port")
     if nat is not None and "ISTIO_REDIRECT" in nat.chains:
         for rule in nat.chains["ISTIO_REDIRECT"].rules:
             if rule.target == "REDIRECT" and rule.target_option("to-ports"):
-                capture["outbound_port"] = int(rule.target_option("to-ports").split("-")[0])
+                capture["outbound_port"] = _port(rule, "to-ports")
 
     # Inbound: ISTIO_INBOUND of nat (REDIRECT) or mangle (TPROXY).
     inbound_table = mangle if capture["mode"] == "TPROXY" else nat
@@ -180,7 +187,7 @@ def summarize_capture(ruleset):
                 and conds[0].option == "destination"
                 and not conds[0].negated
             ):
-                net = ipaddress.ip_network(conds[0].value, strict=False)
+                net = _network(rule, conds[0].value)
                 if not (net.num_addresses == 1 and net.network_address.is_loopback):
                     capture["outbound_exclude_cidrs"].append(str(net))
             elif rule.target == "RETURN" and _ports_of(rule) and _only(rule, _PORT_CONDS):
@@ -191,7 +198,7 @@ def summarize_capture(ruleset):
                 if not conds:
                     include = "*"
                 elif include != "*" and len(conds) == 1 and conds[0].option == "destination" and not conds[0].negated:
-                    include.append(str(ipaddress.ip_network(conds[0].value, strict=False)))
+                    include.append(str(_network(rule, conds[0].value)))
         capture["outbound_include_cidrs"] = include
         # DNS: a REDIRECT of udp port 53 reachable from nat OUTPUT.
         for name in _reachable(nat, "OUTPUT"):
@@ -203,9 +210,7 @@ def summarize_capture(ruleset):
                     and any(c.option == "protocol" and c.value == "udp" for c in rule.matches)
                 ):
                     capture["dns_capture"] = True
-                    capture["dns_port"] = int(
-                        (rule.target_option("to-ports") or rule.target_option("to-port") or "53").split("-")[0]
-                    )
+                    capture["dns_port"] = _port(rule, "to-ports" if rule.target_option("to-ports") else "to-port", 53)
     capture["enabled"] = capture["inbound_enabled"] or capture["outbound_enabled"]
     return capture
 
@@ -281,7 +286,8 @@ def audit(ruleset, expected=None, local_addresses=None, reader_warnings=()):
 
 
 def _audit(ruleset, expected, local_addresses, reader_warnings):
-    expected = {k: v for k, v in (expected or {}).items() if v is not None}
+    expected = validate_expected(expected)
+    local_addresses = validate_local_addresses(local_addresses)
     capture = summarize_capture(ruleset)
     findings = []
     for warning in reader_warnings:

@@ -26,6 +26,7 @@ import ipaddress
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import (
+    MALFORMED,
     Packet,
     compile_condition,
     parse_int,
@@ -92,6 +93,8 @@ class _Compiled:
                 continue
             check = compile_condition(cond)
             if isinstance(check, str):
+                if check.startswith(MALFORMED):
+                    raise rule.malformed(check)
                 self.unevaluated.append(check)
             else:
                 self.checks.append(check)
@@ -100,7 +103,12 @@ class _Compiled:
             negated = any(c.negated for c in rule.matches if c.module == "statistic")
             mode = statistic.get("mode")
             if mode == "random" and "probability" in statistic:
-                self.probability = float(statistic["probability"])
+                try:
+                    self.probability = float(statistic["probability"])
+                except ValueError as exc:
+                    raise rule.malformed("statistic --probability is not a number", exc) from None
+                if not 0.0 <= self.probability <= 1.0:
+                    raise rule.malformed(f"statistic --probability {statistic['probability']} is not between 0 and 1")
             elif mode == "nth" and (statistic.get("every") or "").isdigit() and int(statistic["every"]) > 0:
                 # One packet in N matches; which one depends on the rule's packet counter, unknown
                 # here, so a new connection matches with probability 1/N.
@@ -223,6 +231,8 @@ def _split_hostport(text, family):
     host = host.split("-")[0] if host else None
     if port:
         port = int(port.split("-")[0])
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (0-65535)")
     return host or None, port
 
 
@@ -360,7 +370,11 @@ class Tracer:
                     else:
                         results.append((sub_branch, outcome))
                 return
-            if self._apply(branch, rule, results):
+            try:
+                left = self._apply(branch, rule, results)
+            except (ValueError, TypeError) as exc:
+                raise rule.malformed(f"cannot apply target {rule.target}", exc) from None
+            if left:
                 return
         results.append((branch, _RETURN))
 

@@ -14,6 +14,11 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
+    MAX_ID,
+    OptionError,
+    validate_expected,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import judge, procfs, sockdiag
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import runtime as runtimemod
@@ -43,7 +48,44 @@ DEFAULTS = {
 
 
 class NodeAuditError(Exception):
-    """The node itself cannot be audited (no /proc, no iptables at all)."""
+    """The node itself cannot be audited (no /proc, no iptables at all), or an option is unusable."""
+
+
+MAX_DUMP_TIMEOUT = 3600
+MAX_PROBE_TIMEOUT = 300
+
+
+def _number(opts, key, low, high, kind=float):
+    value = opts[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise NodeAuditError(f"{key}: {value!r} is not a number; give seconds between {low} and {high}")
+    if not low < value <= high:
+        raise NodeAuditError(f"{key}: {value} is out of range; give seconds above {low} and at most {high}")
+    return kind(value)
+
+
+def validate_options(options):
+    """The audit's options, checked before anything is read; bad values name the option and the fix."""
+    opts = dict(DEFAULTS)
+    opts.update({k: v for k, v in (options or {}).items() if v is not None})
+    opts["dump_timeout"] = _number(opts, "dump_timeout", 0, MAX_DUMP_TIMEOUT)
+    opts["probe_timeout"] = _number(opts, "probe_timeout", 0, MAX_PROBE_TIMEOUT)
+    workers = opts["workers"]
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
+        raise NodeAuditError(f"workers: {workers!r} must be a whole number from 0 (automatic) to 256")
+    for key, known in (("families", ("ipv4", "ipv6")), ("backends", ("nft", "legacy"))):
+        values = list(opts[key] or [])
+        if not values or any(v not in known for v in values):
+            raise NodeAuditError(f"{key}: {values!r} must be a non-empty list of {', '.join(known)}")
+        opts[key] = list(dict.fromkeys(values))
+    for uid in opts["proxy_uids"]:
+        if isinstance(uid, bool) or not isinstance(uid, int) or not 0 <= uid <= MAX_ID:
+            raise NodeAuditError(f"proxy_uids: {uid!r} is not a uid; give numbers from 0 to {MAX_ID}")
+    try:
+        opts["expected"] = validate_expected(opts["expected"])
+    except OptionError as exc:
+        raise NodeAuditError(str(exc)) from None
+    return opts
 
 
 def _now():
@@ -309,19 +351,25 @@ def _app_ports(pod):
     return sorted(set(ports))
 
 
-def _capture_ruleset(parsed):
-    """The ruleset that holds the capture rules (first backend with ISTIO_* chains)."""
-    for key in ("nft", "legacy"):
-        rs = parsed.get(key)
-        if rs is not None and judge.has_capture_chains(rs):
-            return key, rs
+def _dump_key(backend, family):
+    return backend if family == "ipv4" else f"{backend}-ipv6"
+
+
+def _capture_ruleset(parsed, families=("ipv4", "ipv6")):
+    """The ruleset that holds the capture rules: the first family read (IPv4 before IPv6), the
+    first backend with ISTIO_* chains."""
+    for family in families:
+        for backend in ("nft", "legacy"):
+            rs = parsed.get(_dump_key(backend, family))
+            if rs is not None and judge.has_capture_chains(rs):
+                return backend, rs
     return None, None
 
 
-def _judge_pod(pod, parsed, opts):
+def _judge_pod(pod, parsed, opts, unread):
     backends_with_rules = [k for k, rs in parsed.items() if not k.endswith("ipv6") and rs.rule_count() > 0]
     pod["backends_in_use"] = backends_with_rules
-    capture_backend, ruleset = _capture_ruleset(parsed)
+    capture_backend, ruleset = _capture_ruleset(parsed, opts["families"])
     pod["capture_backend"] = capture_backend
     if len([k for k in backends_with_rules if k in ("nft", "legacy")]) > 1:
         pod["findings"].append(
@@ -343,6 +391,20 @@ def _judge_pod(pod, parsed, opts):
             )
         )
         return
+    if ruleset is None and "ipv4" not in opts["families"]:
+        unread = [*unread, "the IPv4 rules (families does not include ipv4)"]
+    if ruleset is None and unread:
+        # No judgement from rules that were not read: the capture may be in the dump that failed.
+        pod["capture"] = None
+        pod["findings"].append(
+            finding(
+                "CAPTURE_NOT_JUDGED",
+                "warning",
+                f"no capture rules were found in the dumps that could be read, but {', '.join(unread)} could not "
+                "be read (see DUMP_FAILED): whether this pod's traffic is captured is unknown",
+            )
+        )
+        return
     if ruleset is None:
         pod["capture"] = {"enabled": False}
         pod["findings"].append(
@@ -355,8 +417,9 @@ def _judge_pod(pod, parsed, opts):
         )
         return
     app_ports = pod["app_ports"]
-    ip = next((a for a in pod["ips"] if ":" not in a), None)
-    local = [*pod["ips"], "127.0.0.1", "127.0.0.6"]
+    v6 = ruleset.family == "ipv6"
+    ip = next((a for a in pod["ips"] if (":" in a) == v6), None)
+    local = [*pod["ips"], "::1", "::6"] if v6 else [*pod["ips"], "127.0.0.1", "127.0.0.6"]
     expected = dict(opts["expected"])
     if ip:
         expected.setdefault("pod_ip", ip)
@@ -364,6 +427,8 @@ def _judge_pod(pod, parsed, opts):
         expected.setdefault("app_port", app_ports[0])
     try:
         audited = judge.sidecar_audit(ruleset, expected, local)
+        # The traces are kept once, as paths: the engine's steps and verdict plus counters and listeners.
+        paths = [describe_trace(t, ruleset, pod) for t in audited.get("traces") or []]
     except IptablesError as exc:
         pod["capture"] = None
         pod["findings"].append(finding("ENGINE_ERROR", "error", f"the rules could not be judged: {exc}"))
@@ -371,8 +436,7 @@ def _judge_pod(pod, parsed, opts):
     pod["capture"] = audited.get("capture")
     pod["findings"].extend(dict(f, source="engine") for f in audited.get("findings") or [])
     _check_capture_ports(pod)
-    # The traces are kept once, as paths: the engine's steps and verdict plus counters and listeners.
-    pod["paths"] = [describe_trace(t, ruleset, pod) for t in audited.get("traces") or []]
+    pod["paths"] = paths
 
 
 def _check_capture_ports(pod):
@@ -395,13 +459,13 @@ def _check_capture_ports(pod):
         )
 
 
-def _majority(pods, parsed_by_pod):
+def _majority(pods, parsed_by_pod, opts):
     """Find pods whose capture rules differ from the most common ruleset on this node."""
     texts = {}
     for pod in pods:
         if pod["role"] != "sidecar" or pod["status"] != "ok":
             continue
-        _backend, rs = _capture_ruleset(parsed_by_pod.get(pod["id"], {}))
+        _backend, rs = _capture_ruleset(parsed_by_pod.get(pod["id"], {}), opts["families"])
         if rs is not None:  # pods without capture rules have their own (error) finding
             texts[pod["id"]] = rs.normalized_text()
     if len(texts) < 3:
@@ -560,8 +624,7 @@ def _probe_pod(pod, opts, node_netns):
 
 def run_audit(options, after_discovery=None):
     """Audit the node; ``after_discovery`` (tests only) is called between discovery and reading."""
-    opts = dict(DEFAULTS)
-    opts.update({k: v for k, v in (options or {}).items() if v is not None})
+    opts = validate_options(options)
     timings = {}
     t0 = time.monotonic()
     node_netns = opts["node_netns"]
@@ -587,6 +650,18 @@ def run_audit(options, after_discovery=None):
     report["host_proxies"] = host_proxies
     for pid, reason in sorted(unreadable.items()):
         report["errors"].append({"pid": pid, "error": reason})
+    if unreadable and os.geteuid() != 0:
+        report["findings"].append(
+            finding(
+                "AUDIT_NOT_ROOT",
+                "error",
+                f"the audit runs as uid {os.geteuid()}, not root: the network namespaces of {len(unreadable)} "
+                "process(es) could not be read, so sidecars among them were neither found nor audited; run the "
+                "audit as root (become: true)",
+            )
+        )
+    # Even root may be refused (pid 1 of a sandbox, a process in another user namespace): those
+    # stay in report["errors"] and summary.processes_not_read, without a finding.
     runtime_pool = ThreadPoolExecutor(max_workers=1)
     runtime_future = runtime_pool.submit(runtimemod.container_index) if opts["runtime_lookup"] else None
     if after_discovery is not None:
@@ -624,7 +699,7 @@ def run_audit(options, after_discovery=None):
             for index, entry in enumerate(sidecars):
                 _runtime_name(entry, pods[index], runtime_index)
     runtime_pool.shutdown()
-    if all(d["status"] == "error" and "not installed" in d.get("error", "") for d in host_dumps.values()):
+    if host_dumps and all(d.get("reason") == "not-installed" for d in host_dumps.values()):
         report["findings"].append(
             finding(
                 "NODE_NO_IPTABLES",
@@ -632,6 +707,12 @@ def run_audit(options, after_discovery=None):
                 "no iptables-*-save command works on this node: " + "; ".join(d["error"] for d in host_dumps.values()),
             )
         )
+    else:
+        for key, d in host_dumps.items():
+            if d["status"] == "error":
+                report["findings"].append(
+                    finding("NODE_DUMP_FAILED", "error", f"the node's {key} rules could not be read: {d['error']}")
+                )
     timings["dumps"] = time.monotonic() - t1
 
     t2 = time.monotonic()
@@ -648,7 +729,7 @@ def run_audit(options, after_discovery=None):
             continue
         dumps = results.get(pod["id"], {})
         for d in dumps.values():
-            if d["status"] == "error" and "cannot open network namespace" in d.get("error", ""):
+            if d["status"] == "error" and d.get("reason") == "no-namespace":
                 pod["status"] = "gone"
         if pod["status"] == "gone":
             pod["errors"].append("the pod's network namespace disappeared during the audit")
@@ -659,17 +740,29 @@ def run_audit(options, after_discovery=None):
         parsed = _parse_dumps(dumps, pod["display"])
         parsed_by_pod[pod["id"]] = parsed
         pod["dumps"] = {}
+        unread = []
         for key, d in dumps.items():
             if "text" in d:
                 fname = f"{pod['id']}.{key}.rules"
                 raw[fname] = d.pop("text")
                 d["file"] = fname
             if d["status"] == "error":
+                unread.append(key)
                 pod["errors"].append(d["error"])
                 pod["findings"].append(finding("DUMP_FAILED", "error", f"{key} rules not readable: {d['error']}"))
             pod["dumps"][key] = d
-        _judge_pod(pod, parsed, opts)
-    majority = _majority(pods, parsed_by_pod)
+        try:
+            _judge_pod(pod, parsed, opts, unread)
+        except Exception as exc:  # one pod's bad rules must not sink the node's audit
+            pod["errors"].append(f"judgement failed: {type(exc).__name__}: {exc}")
+            pod["findings"].append(
+                finding(
+                    "ENGINE_ERROR",
+                    "error",
+                    f"this pod's rules could not be judged ({type(exc).__name__}: {exc}); the other pods were audited",
+                )
+            )
+    majority = _majority(pods, parsed_by_pod, opts)
     backends = Counter(p.get("capture_backend") for p in pods if p.get("capture_backend"))
     if len(backends) > 1:
         report["findings"].append(
@@ -687,7 +780,16 @@ def run_audit(options, after_discovery=None):
             raw[f"host.{key}.rules"] = d.pop("text")
             d["file"] = f"host.{key}.rules"
         report["host"]["dumps"][key] = d
-    _judge_host(report, host_parsed, pods, node_addresses)
+    try:
+        _judge_host(report, host_parsed, pods, node_addresses)
+    except Exception as exc:  # the pods' judgement stands without the node's
+        report["findings"].append(
+            finding(
+                "ENGINE_ERROR",
+                "error",
+                f"the node's own rules could not be judged ({type(exc).__name__}: {exc}); the pods were audited",
+            )
+        )
     node_backend = report["host"].get("backends_in_use") or []
     if backends and node_backend and set(backends) - set(node_backend):
         report["findings"].append(
@@ -716,6 +818,7 @@ def run_audit(options, after_discovery=None):
         "sidecar_pods": sum(1 for p in pods if p.get("role") == "sidecar"),
         "gateway_pods": sum(1 for p in pods if p.get("role") == "gateway"),
         "pods_not_read": sum(1 for p in pods if p["status"] != "ok"),
+        "processes_not_read": len(unreadable),
         "findings": {s: by_sev.get(s, 0) for s in ("error", "warning", "info")},
         "worst_severity": worst_severity(all_findings),
         "majority": majority,

@@ -20,7 +20,12 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.options imp
     validate_expected,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import judge, procfs, sockdiag
+from ansible_collections.meshops.istio.plugins.module_utils.network_audit import (
+    judge,
+    kube_proxy_modes,
+    procfs,
+    sockdiag,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import runtime as runtimemod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.findings import finding, worst_severity
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.paths import describe_trace
@@ -320,6 +325,10 @@ def _read_target(path, legacy_tables, opts, with_sockets):
         wanted,
         timeout=opts["dump_timeout"],
         sockets_reader=sockdiag.listening_sockets if with_sockets else None,
+        # The node only: kube-proxy's nftables table and IPVS state (its other modes).
+        extra_readers=None
+        if with_sockets
+        else {"nft-kube-proxy": kube_proxy_modes.read_nft, "ipvs": kube_proxy_modes.read_ipvs},
     )
     out.update(absent)
     return out
@@ -486,7 +495,7 @@ def _majority(pods, parsed_by_pod, opts):
     return {"majority_pods": n, "pods": len(texts)}
 
 
-def _judge_host(report, parsed, pods, node_addresses):
+def _judge_host(report, parsed, pods, node_addresses, kube_proxy_dumps):
     host = report["host"]
     host["backends_in_use"] = [k for k, rs in parsed.items() if rs.rule_count() > 0]
     rs = parsed.get("nft") if parsed.get("nft") is not None and parsed["nft"].rule_count() else parsed.get("legacy")
@@ -498,12 +507,26 @@ def _judge_host(report, parsed, pods, node_addresses):
                 f"the node holds rules in both backends ({', '.join(host['backends_in_use'])})",
             )
         )
-    if rs is None:
-        host["kube_proxy"] = None
-        return
-    host["kube_proxy"] = judge.kube_proxy_services(rs)
     gateway_ips = {ip: p for p in pods if p["role"] == "gateway" for ip in p.get("ips", [])}
     pod_by_ip = {ip: p for p in pods for ip in p.get("ips", [])}
+    host["kube_proxy"] = judge.kube_proxy_services(rs) if rs is not None else None
+    mode, services, mode_paths, findings = kube_proxy_modes.judge(
+        kube_proxy_dumps,
+        host["kube_proxy"],
+        node_addresses,
+        lambda trace, ruleset: describe_trace(trace, ruleset, None, pod_by_ip=pod_by_ip),
+        pod_by_ip,
+    )
+    host["kube_proxy_mode"] = mode
+    report["findings"].extend(findings)
+    if mode["mode"] in ("nftables", "ipvs"):
+        host["kube_proxy"] = services
+        for described in mode_paths:
+            _mark_gateway(described, gateway_ips)
+        host["node_port_paths"] = mode_paths
+        return
+    if rs is None:
+        return
     paths = []
     node_ip = node_addresses[0] if node_addresses else None
     for np in _nodeports_from_rules(rs)["node_ports"]:
@@ -522,13 +545,17 @@ def _judge_host(report, parsed, pods, node_addresses):
         described = describe_trace(trace, rs, None, pod_by_ip=pod_by_ip)
         described["service"] = np["service"]
         described["node_port"] = np["node_port"]
-        targets = described.get("destinations", [])
-        described["gateway_pods"] = sorted(
-            {gateway_ips[t.split(":")[0]]["display"] for t in targets if t.split(":")[0] in gateway_ips}
-        )
-        described["ingress_gateway"] = bool(described["gateway_pods"]) or "ingressgateway" in np["service"]
+        _mark_gateway(described, gateway_ips)
         paths.append(described)
     host["node_port_paths"] = paths
+
+
+def _mark_gateway(described, gateway_ips):
+    targets = described.get("destinations", [])
+    described["gateway_pods"] = sorted(
+        {gateway_ips[t.split(":")[0]]["display"] for t in targets if t.split(":")[0] in gateway_ips}
+    )
+    described["ingress_gateway"] = bool(described["gateway_pods"]) or "ingressgateway" in str(described.get("service"))
 
 
 def _nodeports_from_rules(rs):
@@ -690,6 +717,7 @@ def run_audit(options, after_discovery=None):
         if pod["id"] in results:
             _attach_sockets(pod, results[pod["id"]].pop("__sockets__", None))
     host_dumps = results.pop("host")
+    kube_proxy_dumps = host_dumps.pop("__extra__", {})
     if opts["known_pods"]:
         _api_names(pods, opts["known_pods"])
     if runtime_future is not None:
@@ -780,8 +808,15 @@ def run_audit(options, after_discovery=None):
             raw[f"host.{key}.rules"] = d.pop("text")
             d["file"] = f"host.{key}.rules"
         report["host"]["dumps"][key] = d
+    report["host"]["kube_proxy_sources"] = {}
+    for key, d in kube_proxy_dumps.items():
+        entry = {k: v for k, v in d.items() if k != "text"}
+        if "text" in d:
+            entry["file"] = f"host.{key}.{'json' if key.startswith('nft') else 'txt'}"
+            raw[entry["file"]] = d["text"]
+        report["host"]["kube_proxy_sources"][key] = entry
     try:
-        _judge_host(report, host_parsed, pods, node_addresses)
+        _judge_host(report, host_parsed, pods, node_addresses, kube_proxy_dumps)
     except Exception as exc:  # the pods' judgement stands without the node's
         report["findings"].append(
             finding(

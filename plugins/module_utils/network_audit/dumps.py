@@ -113,15 +113,19 @@ def _no_legacy_tables(family):
         return False  # cannot tell: dump
 
 
-def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
+def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None, extra_readers=None):
     """Enter ``netns_path`` once and take every dump in ``wanted`` ({key: (backend, family)}).
 
     Returns ``{key: {"status": "ok"|"error", ...}}`` and, when ``sockets_reader`` is given, the
     listening sockets it returns under the key ``"__sockets__"`` (or the error text).
+    ``extra_readers`` ({key: reader(timeout) -> entry}) run in the same namespace; their entries
+    come back under ``"__extra__"``.
     """
 
     def work():
         out = {}
+        if extra_readers:
+            out["__extra__"] = {key: reader(timeout) for key, reader in extra_readers.items()}
         if sockets_reader is not None:
             try:
                 out["__sockets__"] = {"status": "ok", "sockets": sockets_reader()}
@@ -166,6 +170,10 @@ def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
         out = {key: {"status": "error", "reason": exc.reason, "error": str(exc)} for key in wanted}
         if sockets_reader:
             out["__sockets__"] = {"status": "error", "error": str(exc)}
+        if extra_readers:
+            out["__extra__"] = {
+                key: {"status": "error", "reason": exc.reason, "error": str(exc)} for key in extra_readers
+            }
         return out
 
 

@@ -37,7 +37,8 @@ def _path_text(steps, verdict, pod, pod_by_ip):
     parts = []
     last_chain = None
     for s in steps:
-        if s["table"] != "nat" or s.get("rule_number") is None:
+        # kube-proxy's nftables table keeps its nat and filter chains together: its steps count too.
+        if s["table"] not in ("nat", "kube-proxy") or s.get("rule_number") is None:
             continue
         if s["chain"] != last_chain:
             parts.append(s["chain"])

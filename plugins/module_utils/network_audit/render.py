@@ -237,6 +237,13 @@ def _host_section(report, dumps_dir):
         lines.append(f"- {key}: {d.get('status')} \u2014 {extra} {link}".rstrip())
     lines.append(f"- backends holding rules: {', '.join(host.get('backends_in_use') or []) or 'none'}")
     lines.append("")
+    mode = host.get("kube_proxy_mode") or {}
+    if mode:
+        evidence = "; ".join(mode.get("evidence") or []) or "no kube-proxy rules found"
+        lines.append(f"- kube-proxy mode: **{mode.get('mode')}** ({evidence})")
+        for what in mode.get("not_read") or []:
+            lines.append(f"- not read: {what}")
+        lines.append("")
     services = host.get("kube_proxy") or []
     if services:
         lines.append("### kube-proxy services")

@@ -25,6 +25,21 @@ class NftRule:
         self.expr = expr
         self.comment = comment
 
+    def _counter(self, key):
+        for expr in self.expr:
+            if isinstance(expr, dict) and isinstance(expr.get("counter"), dict):
+                return expr["counter"].get(key)
+        return None
+
+    @property
+    def packets(self):
+        """The rule's counter statement (kube-proxy writes none: None)."""
+        return self._counter("packets")
+
+    @property
+    def bytes(self):
+        return self._counter("bytes")
+
     @property
     def text(self):
         body = " ".join(render(e) for e in self.expr)
@@ -45,6 +60,9 @@ class NftChain:
     @property
     def base(self):
         return self.hook is not None
+
+    packets = None  # nftables keeps no per-chain counters
+    bytes = None
 
 
 class NftTable:
@@ -71,6 +89,13 @@ class NftRuleset:
 
     def table(self, family, name):
         return self.tables.get((family, name))
+
+    def chain(self, table_name, chain_name):
+        """The chain of the first table named ``table_name`` (the trace steps name tables so)."""
+        for (_family, name), table in self.tables.items():
+            if name == table_name and chain_name in table.chains:
+                return table.chains[chain_name]
+        return None
 
 
 def _element(item, source):

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import NodeAuditError, run_audit
 from lab.pods import BROKEN_VARIANTS, CaptureOptions
+from tests.rulegen.kube_proxy_nft import kube_proxy_nft_rules
 
 pytestmark = pytest.mark.netns
 
@@ -400,3 +401,55 @@ def test_capture_options_are_reported_as_istio_init_was_told(pod_lab):
     assert codes(entry, ("error",)) == set()
     listening = {s["port"]: s for s in entry["listening"]}
     assert listening[15006]["pid"] == pod.pids["envoy"]
+
+
+def _nft_services(lab):
+    return [
+        {
+            "namespace": s["namespace"],
+            "name": s["name"],
+            "port_name": s["port_name"],
+            "cluster_ip": s["cluster_ip"],
+            "port": s["port"],
+            "node_port": s["node_port"],
+            "endpoints": [f"{e['ip']}:{e['port']}" for e in s["endpoints"]],
+        }
+        for s in lab.services
+    ]
+
+
+def _to_nftables_mode(lab):
+    """The node's kube-proxy switches to nftables mode: its iptables chains go, its table comes."""
+    node = ["nsenter", f"--net={lab.node_netns_path}", "--"]
+    for backend in ("nft", "legacy"):
+        subprocess.run([*node, f"iptables-{backend}", "-t", "nat", "-F"], check=False, capture_output=True)
+        subprocess.run([*node, f"iptables-{backend}", "-t", "nat", "-X"], check=False, capture_output=True)
+    text = kube_proxy_nft_rules(_nft_services(lab), pod_cidr=str(lab.subnet), node_ips=(lab.node_ip,))
+    subprocess.run([*node, "nft", "-f", "-"], input=text, text=True, check=True)
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (bindep.txt: nftables)")
+def test_kube_proxy_in_nftables_mode_explains_the_ingress_nodeport(pod_lab):
+    pod_lab.add_pods([{"name": "web-0", "labels": {"app": "web"}}])
+    gw = with_gateway(pod_lab)
+    _to_nftables_mode(pod_lab)
+    report, raw = audit(pod_lab)
+    host = report["host"]
+    assert host["kube_proxy_mode"]["mode"] == "nftables", host["kube_proxy_mode"]
+    services = {s["name"]: s for s in host["kube_proxy"]}
+    assert services["istio-system/istio-ingressgateway:http"]["node_port"] == 30080
+    (path,) = host["node_port_paths"]
+    assert path["ingress_gateway"] and path["node_port"] == 30080
+    assert path["destinations"] == [f"{gw.ip}:8080"]
+    assert path["text"].endswith(f"envoy (pid {gw.pids['envoy']}) listening on :8080")
+    assert "services" in path["text"]
+    assert json.loads(raw[host["kube_proxy_sources"]["nft-kube-proxy"]["file"]])["nftables"]
+    assert host["kube_proxy_sources"]["ipvs"]["status"] == "absent"
+    assert not [f for f in report["findings"] if f["code"] == "KUBE_PROXY_NOT_READ"]
+
+
+def test_kube_proxy_in_iptables_mode_is_named(pod_lab):
+    pod_lab.add_pods([{"name": "web-0", "labels": {"app": "web"}}])
+    with_gateway(pod_lab)
+    report, _raw = audit(pod_lab)
+    assert report["host"]["kube_proxy_mode"]["mode"] == "iptables"

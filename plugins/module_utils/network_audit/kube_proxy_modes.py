@@ -31,41 +31,33 @@ def _nft(args, timeout):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def read_nft(timeout):
-    """kube-proxy's nftables tables of the calling thread's namespace, as one nft JSON text."""
+def read_nft(timeout, family="ip"):
+    """kube-proxy's nftables table of the calling thread's namespace, as nft JSON text.
+
+    One listing of the table (nft reads its whole cache for any listing, so a second call doubles
+    the time); only when it fails does ``nft -j list tables`` tell an absent table from an error.
+    """
+    command = f"nft -j list table {family} {TABLE}"
     try:
-        rc, out, err = _nft(["list", "tables"], timeout)
+        rc, out, err = _nft(["list", "table", family, TABLE], timeout)
     except FileNotFoundError:
         return {"status": "error", "reason": "not-installed", "error": "nft is not installed on the node"}
     except subprocess.TimeoutExpired:
-        return {"status": "error", "reason": "timeout", "error": f"nft -j list tables timed out after {timeout}s"}
-    if rc != 0:
-        reason = "permission" if os.geteuid() != 0 else "failed"
-        return {
-            "status": "error",
-            "reason": reason,
-            "error": f"nft -j list tables failed (rc={rc}): {err.strip()[:300]}",
-        }
+        return {"status": "error", "reason": "timeout", "error": f"{command} timed out after {timeout}s"}
+    if rc == 0:
+        return {"status": "ok", "text": out, "command": command}
     try:
-        tables = [i["table"] for i in json.loads(out or "{}").get("nftables", []) if "table" in i]
-    except (ValueError, AttributeError, TypeError) as exc:
-        return {"status": "error", "reason": "failed", "error": f"nft -j list tables: not JSON: {exc}"}
-    wanted = [(t.get("family"), t.get("name")) for t in tables if t.get("name") == TABLE]
-    if not wanted:
-        return {"status": "absent", "detail": "no kube-proxy nftables table (kube-proxy is not in nftables mode)"}
-    items = []
-    for family, name in wanted:
-        try:
-            rc, out, err = _nft(["list", "table", family, name], timeout)
-        except subprocess.TimeoutExpired:
-            return {"status": "error", "reason": "timeout", "error": f"nft -j list table {family} {name} timed out"}
-        if rc != 0:
-            return {"status": "error", "reason": "failed", "error": f"nft -j list table {family} {name}: {err.strip()}"}
-        try:
-            items.extend(json.loads(out).get("nftables", []))
-        except (ValueError, AttributeError) as exc:
-            return {"status": "error", "reason": "failed", "error": f"nft -j list table {family} {name}: {exc}"}
-    return {"status": "ok", "text": json.dumps({"nftables": items}), "command": "nft -j list table <family> kube-proxy"}
+        rc2, tables_out, _err2 = _nft(["list", "tables"], timeout)
+        tables = [i["table"] for i in json.loads(tables_out or "{}").get("nftables", []) if "table" in i]
+    except (subprocess.TimeoutExpired, ValueError, AttributeError, TypeError):
+        rc2, tables = 1, []
+    if rc2 == 0 and not any(t.get("family") == family and t.get("name") == TABLE for t in tables):
+        return {
+            "status": "absent",
+            "detail": f"no {family} {TABLE} nftables table (kube-proxy is not in nftables mode)",
+        }
+    reason = "permission" if os.geteuid() != 0 else "failed"
+    return {"status": "error", "reason": reason, "error": f"{command} failed (rc={rc}): {err.strip()[:300]}"}
 
 
 def read_ipvs(_timeout=None):

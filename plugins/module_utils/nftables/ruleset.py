@@ -10,6 +10,7 @@ understands. Read-only; nothing here talks to the kernel.
 import json
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import ParseError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
 
 FAMILIES = ("ip", "ip6", "inet")
 
@@ -107,6 +108,12 @@ def _element(item, source):
 
 def parse_json(data, source="<nft>"):
     """Parse ``nft -j`` output; malformed input raises ParseError naming ``source``."""
+    # Many small objects and no cycles: the cyclic collector would rescan them again and again.
+    with no_cyclic_gc():
+        return _parse_json(data, source)
+
+
+def _parse_json(data, source):
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data or "{}")

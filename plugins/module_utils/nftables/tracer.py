@@ -60,8 +60,7 @@ class NftTracer:
     def __init__(self, table, local_addresses=None):
         self.table = table
         self.local_addresses = local_addresses
-        self._maps = {}
-        self._sets = {}
+        self._index = {}  # named set/map -> (exact values, other elements), built on first use
 
     # -- values -----------------------------------------------------------------------------
     def _value(self, expr, pkt):
@@ -157,6 +156,43 @@ class NftTracer:
             return right
         return [right]
 
+    @staticmethod
+    def _exact(element):
+        """A hashable form of a plain element (address, protocol, port, or their concatenation),
+        or None for prefixes, ranges and anything else that needs a comparison."""
+        if isinstance(element, dict):
+            if "concat" in element:
+                parts = [NftTracer._exact(e) for e in element["concat"]]
+                return None if any(p is None for p in parts) else tuple(parts)
+            return None
+        if isinstance(element, str):
+            try:
+                return _address(element)
+            except ValueError:
+                return element
+        return element
+
+    def _indexed(self, name, elements):
+        """(exact -> position, [(position, element)] of the others) for a named set or map."""
+        index = self._index.get(name)
+        if index is None:
+            exact, others = {}, []
+            for position, element in enumerate(elements):
+                key = self._exact(element if not isinstance(element, list) else {"concat": element})
+                if key is None:
+                    others.append((position, element))
+                else:
+                    exact.setdefault(key, position)
+            index = self._index[name] = (exact, others)
+        return index
+
+    def _find(self, name, elements, value):
+        """Position of the first element of a named set/map that ``value`` equals, or None."""
+        exact, others = self._indexed(name, elements)
+        hits = [exact[value]] if value in exact else []
+        hits += [p for p, e in others if self._equal(value, e)]
+        return min(hits) if hits else None
+
     def _match(self, body, pkt):
         value = self._value(body.get("left"), pkt)
         if value is _UNKNOWN:
@@ -168,6 +204,14 @@ class NftTracer:
         if isinstance(body.get("left"), dict) and "ct" in body["left"]:
             states = right if isinstance(right, list) else [right]
             hit = "new" in states
+        elif isinstance(right, str) and right.startswith("@"):
+            name = right[1:]
+            elements = self.table.sets.get(name)
+            if elements is None:
+                elements = [key for key, _v in self.table.maps.get(name, [])] if name in self.table.maps else None
+            if elements is None:
+                raise IptablesError(f"{self.table.name}: set {name} is referenced but not in the rule set")
+            hit = self._find(name, elements, value) is not None
         else:
             hit = any(self._equal(value, element) for element in self._members(right))
         if op in ("==", "in"):
@@ -178,8 +222,12 @@ class NftTracer:
 
     def _lookup(self, data, key):
         """The verdict a verdict map gives ``key``, or None."""
-        elements = self.table.maps.get(data[1:]) if isinstance(data, str) else None
-        if elements is None and isinstance(data, dict) and "set" in data:
+        if isinstance(data, str) and data[1:] in self.table.maps:
+            pairs = self.table.maps[data[1:]]
+            position = self._find(data, [k for k, _v in pairs] if data not in self._index else (), key)
+            return pairs[position][1] if position is not None else None
+        elements = None
+        if isinstance(data, dict) and "set" in data:
             elements = [(pair[0], pair[1]) for pair in data["set"]]
         if elements is None:
             raise IptablesError(f"{self.table.name}: verdict map {data} is referenced but not in the rule set")
@@ -359,8 +407,16 @@ class NftTracer:
 
     # -- hooks ------------------------------------------------------------------------------
     def _base_chains(self, hook):
-        chains = [c for c in self.table.chains.values() if c.hook == hook]
-        return sorted(chains, key=lambda c: c.prio if isinstance(c.prio, int) else 0)
+        by_hook = self._index.get(("hooks",))
+        if by_hook is None:
+            by_hook = {}
+            for chain in self.table.chains.values():
+                if chain.hook is not None:
+                    by_hook.setdefault(chain.hook, []).append(chain)
+            for chains in by_hook.values():
+                chains.sort(key=lambda c: c.prio if isinstance(c.prio, int) else 0)
+            self._index[("hooks",)] = by_hook
+        return by_hook.get(hook, [])
 
     def _run_hook(self, branches, hook):
         for chain in self._base_chains(hook):

@@ -1,4 +1,4 @@
-"""Turn an engine trace into the packet path a person reads (seed chapter 7 style):
+"""Turn an engine trace into the packet path a person reads, as chapter 7 of the tutorial draws it:
 
     PREROUTING → ISTIO_INBOUND → ISTIO_IN_REDIRECT → REDIRECT :15006 → envoy (pid 4242)
 
@@ -33,7 +33,7 @@ def _enrich(steps, ruleset):
 
 
 def _path_text(steps, verdict, pod, pod_by_ip):
-    # The seed reads the nat table: the chains a packet walks through, and where it ends.
+    # Chapter 7 of the tutorial reads the nat table: the chains a packet walks through, and where it ends.
     parts = []
     last_chain = None
     for s in steps:

@@ -175,7 +175,7 @@ def _pod_section(p, dumps_dir):
     lines.append(f"- raw dumps: {', '.join(links)}")
     lines.append("")
     if p.get("listening"):
-        lines.append("Listening sockets (seed 6.7, like `netstat -ntlp`):")
+        lines.append("Listening sockets (what `netstat -ntlp` shows in chapter 7 of the tutorial):")
         lines.append("")
         lines += _table(
             ["port", "address", "process", "purpose"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: network_audit_facts
+module: network_audit_info
 short_description: Audit a node's Istio sidecars and iptables rules (read-only)
 version_added: 0.1.0
 description:
@@ -135,7 +135,7 @@ requirements:
 
 EXAMPLES = r"""
 - name: Audit the node
-  meshops.istio.network_audit_facts:
+  meshops.istio.network_audit_info:
   become: true
   register: audit
 
@@ -147,7 +147,7 @@ EXAMPLES = r"""
     label: "{{ item.display }}"
 
 - name: Audit with a custom proxy uid and confirm the traces with one real connection per pod
-  meshops.istio.network_audit_facts:
+  meshops.istio.network_audit_info:
     proxy_uids: [1337, 2000]
     probe: true
     expected:

@@ -9,7 +9,7 @@ module: network_audit_report
 short_description: Write network audit reports on the controller
 version_added: 0.1.0
 description:
-  - Writes what M(meshops.istio.network_audit_facts) returned for one node - C(NODE.json) (the
+  - Writes what M(meshops.istio.network_audit_info) returned for one node - C(NODE.json) (the
     report, see C(docs/network-audit-schema.md)), C(NODE.md) (packet paths, counters, findings
     for a person) and the raw dumps under C(NODE/dumps/) - or, with O(reports), the cluster
     summary C(summary.json) and C(summary.md). With V(html) in O(formats), C(NODE.html) adds a
@@ -34,10 +34,10 @@ options:
       - Required with O(report); mutually exclusive with O(reports).
     type: str
   report:
-    description: The RV(meshops.istio.network_audit_facts#module:network_audit) dict of that node.
+    description: The RV(meshops.istio.network_audit_info#module:network_audit) dict of that node.
     type: dict
   dumps:
-    description: The RV(meshops.istio.network_audit_facts#module:dumps) dict of that node.
+    description: The RV(meshops.istio.network_audit_info#module:dumps) dict of that node.
     type: dict
     default: {}
   reports:
@@ -74,7 +74,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Audit the node
-  meshops.istio.network_audit_facts:
+  meshops.istio.network_audit_info:
   become: true
   register: audit
 

@@ -224,7 +224,7 @@ def test_empty_and_out_of_range_values_are_refused(netlab, pod_ns, tmp_path):
             "expected.app_port: 0 is out of range",
         ),
         (
-            {"meshops.istio.network_audit_facts": {"netns_include": [], "expected": {"app_port": 0}}},
+            {"meshops.istio.network_audit_info": {"netns_include": [], "expected": {"app_port": 0}}},
             "expected.app_port: 0 is out of range",
         ),
         (
@@ -232,7 +232,7 @@ def test_empty_and_out_of_range_values_are_refused(netlab, pod_ns, tmp_path):
             "inbound_prot",
         ),
         (
-            {"meshops.istio.network_audit_facts": {"expected": {"inbound_prot": 1}}},
+            {"meshops.istio.network_audit_info": {"expected": {"inbound_prot": 1}}},
             "inbound_prot",
         ),
         (
@@ -240,14 +240,14 @@ def test_empty_and_out_of_range_values_are_refused(netlab, pod_ns, tmp_path):
             "expected.outbound_exclude_cidrs[0]: 'x' is not a CIDR",
         ),
         (
-            {"meshops.istio.network_audit_facts": {"expected": {"outbound_include_cidrs": ["10.0.0.0/33"]}}},
+            {"meshops.istio.network_audit_info": {"expected": {"outbound_include_cidrs": ["10.0.0.0/33"]}}},
             "expected.outbound_include_cidrs[0]: '10.0.0.0/33' is not a CIDR",
         ),
         (
             {"meshops.istio.sidecar_iptables_audit": {"netns": pod_ns, "local_addresses": ["nope"]}},
             "local_addresses[0]: 'nope' is not an IP address",
         ),
-        ({"meshops.istio.network_audit_facts": {"dump_timeout": 0}}, "dump_timeout: 0 is out of range"),
+        ({"meshops.istio.network_audit_info": {"dump_timeout": 0}}, "dump_timeout: 0 is out of range"),
     ]
     results = run_playbook(tmp_path, [dict(task, ignore_errors=True) for task, _message in cases])
     for result, (task, message) in zip(results, cases, strict=True):

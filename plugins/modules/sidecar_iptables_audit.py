@@ -216,17 +216,13 @@ warnings:
   elements: str
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError, SourceError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import SourceError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
-    SOURCE_ARGSPEC,
-    SOURCE_MUTUALLY_EXCLUSIVE,
     read_from_module,
-    short_lived_process,
+    run_source_module,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
     EXPECTED_SPEC,
@@ -245,28 +241,25 @@ def run(module):
     if ruleset is None:
         raise SourceError(f"no {family} rules could be read from the {read.where}")
     local_addresses = local_addresses or read.local_addresses
-    result = audit(ruleset, expected=expected, local_addresses=local_addresses, reader_warnings=read.warnings)
+    result = audit(
+        ruleset,
+        expected=expected,
+        local_addresses=local_addresses,
+        both_backends=family in read.both_backends,
+        reader_warnings=read.warnings,
+    )
     result["changed"] = False
     result["backend"] = read.backend
     return result, read.warnings
 
 
 def main():
-    argument_spec = dict(SOURCE_ARGSPEC)
-    argument_spec["family"] = {"type": "str", "default": "ipv4", "choices": ["ipv4", "ipv6"]}
-    argument_spec["expected"] = {"type": "dict", "options": EXPECTED_SPEC}
-    argument_spec["local_addresses"] = {"type": "list", "elements": "str"}
-    module = AnsibleModule(
-        argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
-    )
-    try:
-        with short_lived_process():
-            result, warnings = run(module)
-    except IptablesError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    extra = {
+        "family": {"type": "str", "default": "ipv4", "choices": ["ipv4", "ipv6"]},
+        "expected": {"type": "dict", "options": EXPECTED_SPEC},
+        "local_addresses": {"type": "list", "elements": "str"},
+    }
+    run_source_module(AnsibleModule, extra, run)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class ReadResult:
         self.backend = None
         self.local_addresses = None
         self.commands = []
+        self.both_backends = []  # families whose rules are in both iptables-nft and iptables-legacy
 
     def backends_with_rules(self, family):
         return [b for (f, b), rs in self.by_backend.items() if f == family and not rs.is_empty()]
@@ -216,6 +217,7 @@ def read_rules(
             continue
         with_rules = result.backends_with_rules(family)
         if len(with_rules) > 1:
+            result.both_backends.append(family)
             result.warnings.append(
                 f"both iptables-nft and iptables-legacy hold {family} rules in the {where}: the kernel "
                 "runs both sets; the trace and audit use the nft rules, the legacy rules are listed "

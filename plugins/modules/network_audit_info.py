@@ -208,6 +208,7 @@ from ansible.module_utils.basic import AnsibleModule
 try:
     from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import EXPECTED_SPEC
     from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import (
+        DEFAULTS,
         NodeAuditError,
         run_audit,
     )
@@ -216,20 +217,25 @@ except ImportError:  # pragma: no cover - reported by main()
 else:
     IMPORT_ERROR = None
 
-ARGUMENT_SPEC = dict(
-    proxy_uids=dict(type="list", elements="int", default=[1337]),
-    proxy_names=dict(type="list", elements="str", default=["envoy", "pilot-agent"]),
-    backends=dict(type="list", elements="str", choices=["nft", "legacy"], default=["nft", "legacy"]),
-    families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
-    runtime_lookup=dict(type="bool", default=True),
-    expected=dict(type="dict", options=EXPECTED_SPEC),
-    known_pods=dict(type="list", elements="dict", default=[]),
-    probe=dict(type="bool", default=False),
-    probe_timeout=dict(type="float", default=2.0),
-    node_netns=dict(type="path"),
-    netns_include=dict(type="list", elements="path", default=[]),
-    dump_timeout=dict(type="int", default=30),
-)
+
+def _argument_spec():
+    # The defaults come from the audit's one source (module_utils/network_audit/options.py);
+    # DOCUMENTATION repeats them and ansible-test sanity checks that the two agree.
+    d = DEFAULTS
+    return dict(
+        proxy_uids=dict(type="list", elements="int", default=list(d["proxy_uids"])),
+        proxy_names=dict(type="list", elements="str", default=list(d["proxy_names"])),
+        backends=dict(type="list", elements="str", choices=["nft", "legacy"], default=list(d["backends"])),
+        families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=list(d["families"])),
+        runtime_lookup=dict(type="bool", default=d["runtime_lookup"]),
+        expected=dict(type="dict", options=EXPECTED_SPEC),
+        known_pods=dict(type="list", elements="dict", default=list(d["known_pods"])),
+        probe=dict(type="bool", default=d["probe"]),
+        probe_timeout=dict(type="float", default=d["probe_timeout"]),
+        node_netns=dict(type="path"),
+        netns_include=dict(type="list", elements="path", default=list(d["netns_include"])),
+        dump_timeout=dict(type="int", default=d["dump_timeout"]),
+    )
 
 
 def run(module):
@@ -239,15 +245,21 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if IMPORT_ERROR:
-        module.fail_json(msg="cannot import the network audit module_utils", exception=IMPORT_ERROR)
+    if IMPORT_ERROR:  # the defaults live in module_utils: without them, only the error can be told
+        AnsibleModule(argument_spec={}, bypass_checks=True).fail_json(
+            msg="cannot import the network audit module_utils", exception=IMPORT_ERROR
+        )
+    module = AnsibleModule(argument_spec=_argument_spec(), supports_check_mode=True)
     try:
         module.exit_json(**run(module))
     except NodeAuditError as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     except Exception as exc:  # a bug must not hide behind a bare traceback
-        module.fail_json(msg=f"network audit failed: {exc}", exception=traceback.format_exc())
+        module.fail_json(
+            msg=f"internal error in meshops.istio's network audit ({type(exc).__name__}: {exc}); please report "
+            "it with the traceback shown at -vvv",
+            exception=traceback.format_exc(),
+        )
 
 
 if __name__ == "__main__":

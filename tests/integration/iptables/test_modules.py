@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import istio_capture_rules
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import kube_proxy_rules
+from tests.rulegen.istio_capture_rules import istio_capture_rules
+from tests.rulegen.kube_proxy_rules import kube_proxy_rules
 
 pytestmark = pytest.mark.netns
 

@@ -5,8 +5,8 @@ annotations as ``expected``: no error, and every probe ends as the annotations s
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import istio_capture_rules
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
+from tests.rulegen.istio_capture_rules import istio_capture_rules
 
 from .narrowed_captures import cases, oracle, reaches_sidecar
 

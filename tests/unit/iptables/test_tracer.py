@@ -197,7 +197,7 @@ COMMIT
 
 def test_kube_services_index_gives_the_same_answer_as_a_scan():
     from ansible_collections.meshops.istio.plugins.module_utils.iptables import tracer as tracer_module
-    from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import (
+    from tests.rulegen.kube_proxy_rules import (
         kube_proxy_rules,
         synthetic_services,
     )

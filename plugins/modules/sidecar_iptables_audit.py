@@ -19,7 +19,7 @@ description:
     to an application port, inbound to an excluded port, outbound from the application, outbound
     from the proxy's uid, loopback, and DNS).
   - The capture is judged by its own configuration (O(expected) where given, else what the rules
-    declare): each probe carries C(expect) (C(captured) or C(not captured)) and C(why). Probes pick
+    declare) - each probe carries C(expect) (C(captured) or C(not captured)) and C(why). Probes pick
     destinations the configuration captures (inside the include ranges, outside every exclusion)
     and destinations it leaves alone (excluded CIDRs and ports, the proxy's uids and gids); traffic
     the configuration excludes is never an error. Where no such destination exists the finding

@@ -394,7 +394,7 @@ class NftTracer:
         if not choices:
             return None
         share = 1.0 / modulus
-        forks = [branch] + [self._fork(branch) for _ in choices[1:]]
+        forks = [branch] + [self._fork(branch) for _choice in choices[1:]]
         for target in forks:
             target.probability *= share
         # The first choice continues here; the others wait on the work stack with their own frames.

@@ -112,7 +112,7 @@ def test_connections_end_where_the_trace_says(netlab, dst, port, name):
     assert all(o["verdict"]["action"] == "DNAT" and o["verdict"]["delivered"] == "forwarded" for o in outcomes)
     seen = collections.Counter()
     tries = 40 if len(expected) > 1 else 3
-    for _ in range(tries):
+    for _attempt in range(tries):
         answer = node.connect(dst, port)
         label = answer.split(":")[0]
         assert label in expected, f"{name}: the kernel sent the connection to {answer!r}, the trace says {expected}"

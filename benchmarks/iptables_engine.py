@@ -28,18 +28,18 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 importlib.import_module("conftest")  # installs the collection finder for ansible_collections.*
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import (
-    istio_capture_rules,
-)
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import (
-    kube_proxy_rules,
-    rule_count,
-    synthetic_services,
-)
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import short_lived_process
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import read_rules
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
+from tests.rulegen.istio_capture_rules import (
+    istio_capture_rules,
+)
+from tests.rulegen.kube_proxy_rules import (
+    kube_proxy_rules,
+    rule_count,
+    synthetic_services,
+)
 
 NODE_IP = "10.203.0.2"
 

@@ -7,7 +7,7 @@ host, the audit's own module_utils, and ansible-playbook for the Ansible figures
 Figures, for 1, 10 and 50 sidecar pods on one node:
   * baseline  - the bare listing loop: for each pod ``nsenter --net=<ns> iptables -t nat -nvL``
   * node-side - run_audit(): discovery from /proc, dumps of both backends for every pod and the
-                node, judgement by the engine (what network_audit_facts does on the node)
+                node, judgement by the engine (what network_audit_info does on the node)
   * ansible   - ansible-playbook with the module against the same node; the fixed start-up cost
                 (the same playbook auditing zero pods) is reported apart
 and, without --quick, 10 nodes (10 lab node namespaces, 5 pods each, forks=10) against 1 node.

@@ -8,7 +8,7 @@ version_added: 0.1.0
 author: meshops.istio developers
 description:
   - Takes one Pod as M(kubernetes.core.k8s_info) returns it and keeps its addresses, name,
-    namespace and labels, the shape of the O(meshops.istio.network_audit_facts#module:known_pods)
+    namespace and labels, the shape of the O(meshops.istio.network_audit_info#module:known_pods)
     option.
 options:
   _input:

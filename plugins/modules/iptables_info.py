@@ -169,23 +169,25 @@ rule_count:
   sample: {ipv4: 18, ipv6: 0}
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
-    SOURCE_ARGSPEC,
-    SOURCE_MUTUALLY_EXCLUSIVE,
     read_from_module,
-    short_lived_process,
+    run_source_module,
 )
+
+TABLES_SPEC = {
+    "type": "list",
+    "elements": "str",
+    "choices": ["raw", "mangle", "nat", "filter", "security"],
+    "default": ["raw", "mangle", "nat", "filter"],
+}
 
 
 def run(module):
     tables = module.params["tables"]
     read = read_from_module(module)
-    result = {"changed": False, "backend": read.backend, "warnings": list(read.warnings), "both_backends": []}
+    result = {"changed": False, "backend": read.backend, "both_backends": []}
     for family, key in (("ipv4", "iptables"), ("ipv6", "ip6tables")):
         ruleset = read.rulesets.get(family)
         result[key] = ruleset.to_dict(tables) if ruleset else {}
@@ -198,29 +200,12 @@ def run(module):
                 "backend": other,
                 "rules": read.by_backend[(family, other)].to_dict(tables),
             }
-    return result
+    # Ansible's own warnings mechanism returns them as the result's "warnings" and shows them.
+    return result, read.warnings
 
 
 def main():
-    argument_spec = dict(SOURCE_ARGSPEC)
-    argument_spec["tables"] = {
-        "type": "list",
-        "elements": "str",
-        "choices": ["raw", "mangle", "nat", "filter", "security"],
-        "default": ["raw", "mangle", "nat", "filter"],
-    }
-    module = AnsibleModule(
-        argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
-    )
-    try:
-        with short_lived_process():
-            result = run(module)
-    except IptablesError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    # Ansible's own warnings mechanism returns them as the result's "warnings" and shows them.
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_source_module(AnsibleModule, {"tables": TABLES_SPEC}, run)
 
 
 if __name__ == "__main__":

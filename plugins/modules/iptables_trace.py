@@ -230,18 +230,14 @@ warnings:
   elements: str
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError, SourceError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import SourceError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import Packet
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import Ruleset
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
-    SOURCE_ARGSPEC,
-    SOURCE_MUTUALLY_EXCLUSIVE,
     read_from_module,
-    short_lived_process,
+    run_source_module,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
 
@@ -296,20 +292,11 @@ def run(module):
 
 
 def main():
-    argument_spec = dict(SOURCE_ARGSPEC)
-    argument_spec["packets"] = {"type": "list", "elements": "dict", "required": True, "options": PACKET_SPEC}
-    argument_spec["local_addresses"] = {"type": "list", "elements": "str"}
-    module = AnsibleModule(
-        argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
-    )
-    try:
-        with short_lived_process():
-            result, warnings = run(module)
-    except IptablesError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    extra = {
+        "packets": {"type": "list", "elements": "dict", "required": True, "options": PACKET_SPEC},
+        "local_addresses": {"type": "list", "elements": "str"},
+    }
+    run_source_module(AnsibleModule, extra, run)
 
 
 if __name__ == "__main__":

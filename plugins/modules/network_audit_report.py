@@ -9,14 +9,17 @@ module: network_audit_report
 short_description: Write network audit reports on the controller
 version_added: 0.1.0
 description:
-  - Writes what M(meshops.istio.network_audit_facts) returned for one node - C(NODE.json) (the
+  - Writes what M(meshops.istio.network_audit_info) returned for one node - C(NODE.json) (the
     report, see C(docs/network-audit-schema.md)), C(NODE.md) (packet paths, counters, findings
     for a person) and the raw dumps under C(NODE/dumps/) - or, with O(reports), the cluster
     summary C(summary.json) and C(summary.md). With V(html) in O(formats), C(NODE.html) adds a
     diagram (inline SVG) of every packet path.
   - Runs on the controller (an action plugin); nothing is sent to the managed host.
-  - Always returns C(changed=false) - the reports are the output of a read-only audit, and the
-    managed hosts are not changed.
+  - Returns C(changed=true) when a file's content differs from what is on disk (a second identical
+    run is unchanged). In check mode nothing is written and RV(changed_files) predicts what would be.
+  - A O(node) (or a key of O(reports)) that cannot be a plain file name - with C(/), C(\), control
+    characters or a leading dot - is refused before anything is written; nothing is ever written
+    outside O(dest).
 author:
   - meshops.istio developers (@meshops)
 options:
@@ -25,13 +28,16 @@ options:
     type: path
     required: true
   node:
-    description: Name of the node the report is about (file names use it).
+    description:
+      - Name of the node the report is about (file names use it); a name that cannot be a plain
+        file name is refused.
+      - Required with O(report); mutually exclusive with O(reports).
     type: str
   report:
-    description: The RV(meshops.istio.network_audit_facts#module:network_audit) dict of that node.
+    description: The RV(meshops.istio.network_audit_info#module:network_audit) dict of that node.
     type: dict
   dumps:
-    description: The RV(meshops.istio.network_audit_facts#module:dumps) dict of that node.
+    description: The RV(meshops.istio.network_audit_info#module:dumps) dict of that node.
     type: dict
     default: {}
   reports:
@@ -56,7 +62,7 @@ attributes:
     support: none
   check_mode:
     support: full
-    details: Reports are written in check mode too; they describe, and change nothing on the hosts.
+    details: Nothing is written in check mode; RV(changed_files) lists the files that would change.
   diff_mode:
     support: none
   platform:
@@ -68,7 +74,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Audit the node
-  meshops.istio.network_audit_facts:
+  meshops.istio.network_audit_info:
   become: true
   register: audit
 
@@ -90,7 +96,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 files:
-  description: Paths written on the controller.
+  description: Paths of every report file of this call on the controller.
+  returned: success
+  type: list
+  elements: str
+changed_files:
+  description: The files whose content changed (in check mode, would change).
   returned: success
   type: list
   elements: str

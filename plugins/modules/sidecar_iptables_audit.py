@@ -18,6 +18,12 @@ description:
     RV(traces) of standard probe packets simulated with M(meshops.istio.iptables_trace) (inbound
     to an application port, inbound to an excluded port, outbound from the application, outbound
     from the proxy's uid, loopback, and DNS).
+  - The capture is judged by its own configuration (O(expected) where given, else what the rules
+    declare) - each probe carries C(expect) (C(captured) or C(not captured)) and C(why). Probes pick
+    destinations the configuration captures (inside the include ranges, outside every exclusion)
+    and destinations it leaves alone (excluded CIDRs and ports, the proxy's uids and gids); traffic
+    the configuration excludes is never an error. Where no such destination exists the finding
+    C(NO_PROBE_DESTINATION) (info) says so.
   - On a node, RV(kube_proxy) lists kube-proxy's services with their ClusterIP, NodePort and
     endpoints with the probability that a new connection picks each.
   - The module does not fail on findings; assert on RV(findings) (for example on C(severity)).
@@ -25,70 +31,13 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - meshops.istio.iptables_source
+  - meshops.istio.capture_expected
 options:
   family:
     description: Which rules to audit, V(ipv4) (C(iptables)) or V(ipv6) (C(ip6tables)).
     type: str
     choices: [ipv4, ipv6]
     default: ipv4
-  expected:
-    description:
-      - What the capture should be; every given key that differs from the rules is an error
-        finding (code C(EXPECTED_MISMATCH)). Keys left out are not compared.
-      - Some keys only shape the probes (O(expected.app_port), O(expected.app_uid), O(expected.pod_ip)).
-    type: dict
-    suboptions:
-      proxy_uid:
-        description: The uid the proxy runs as, which must be exempt from capture (Istio uses 1337).
-        type: int
-      proxy_gid:
-        description: The gid the proxy runs as.
-        type: int
-      inbound_port:
-        description: Port inbound traffic is redirected to (Istio uses 15006).
-        type: int
-      outbound_port:
-        description: Port outbound traffic is redirected to (Istio uses 15001).
-        type: int
-      mode:
-        description: How inbound traffic is captured.
-        type: str
-        choices: [REDIRECT, TPROXY]
-      inbound_ports:
-        description: Captured inbound ports, C("*") for all or a list of ports.
-        type: raw
-      excluded_inbound_ports:
-        description: Inbound ports left out of a C("*") capture (the tunnel port 15008 is not listed).
-        type: list
-        elements: int
-      outbound_include_cidrs:
-        description: Destinations whose traffic is captured, C("*") or a list of CIDRs.
-        type: raw
-      outbound_exclude_cidrs:
-        description: Destinations never captured (the loopback exemption is not listed).
-        type: list
-        elements: str
-      excluded_outbound_ports:
-        description: Outbound destination ports never captured.
-        type: list
-        elements: int
-      dns_capture:
-        description: Whether DNS queries (udp and tcp port 53) are redirected to the proxy.
-        type: bool
-      dns_port:
-        description: Port DNS queries are redirected to (Istio uses 15053).
-        type: int
-      app_port:
-        description: Application port of the inbound probe; by default the first captured port, else 8080.
-        type: int
-      app_uid:
-        description: Uid of the application in the outbound probes.
-        type: int
-        default: 1000
-      pod_ip:
-        description:
-          - The pod's address for the probes; by default the namespace's first address, else 192.0.2.10.
-        type: str
   local_addresses:
     description:
       - Addresses of the namespace; read with C(ip -j address) when not given (not with O(src)).
@@ -234,7 +183,13 @@ findings:
       severity: error
       message: "PREROUTING (nat table) never jumps to ISTIO_INBOUND: inbound traffic bypasses the sidecar"
 traces:
-  description: The standard probes, traced as M(meshops.istio.iptables_trace) returns them.
+  description:
+    - The standard probes, traced as M(meshops.istio.iptables_trace) returns them, each with C(expect)
+      (C(captured) or C(not captured), what the capture's configuration says must happen to it) and
+      C(why) (the probe in words).
+    - Names are C(inbound_app_port), C(inbound_captured_port) (when the application's port is not
+      captured), C(inbound_excluded_port), C(outbound_app), C(outbound_proxy),
+      C(outbound_excluded_destination), C(outbound_excluded_port), C(loopback) and C(dns_from_app).
   returned: always
   type: list
   elements: dict
@@ -261,82 +216,50 @@ warnings:
   elements: str
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError, SourceError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import SourceError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
-    SOURCE_ARGSPEC,
-    SOURCE_MUTUALLY_EXCLUSIVE,
     read_from_module,
-    short_lived_process,
+    run_source_module,
 )
-
-EXPECTED_SPEC = {
-    "proxy_uid": {"type": "int"},
-    "proxy_gid": {"type": "int"},
-    "inbound_port": {"type": "int"},
-    "outbound_port": {"type": "int"},
-    "mode": {"type": "str", "choices": ["REDIRECT", "TPROXY"]},
-    "inbound_ports": {"type": "raw"},
-    "excluded_inbound_ports": {"type": "list", "elements": "int"},
-    "outbound_include_cidrs": {"type": "raw"},
-    "outbound_exclude_cidrs": {"type": "list", "elements": "str"},
-    "excluded_outbound_ports": {"type": "list", "elements": "int"},
-    "dns_capture": {"type": "bool"},
-    "dns_port": {"type": "int"},
-    "app_port": {"type": "int"},
-    "app_uid": {"type": "int", "default": 1000},
-    "pod_ip": {"type": "str"},
-}
-
-
-def _check_star_or_list(expected, key, element):
-    value = expected.get(key)
-    if value is None or value == "*":
-        return
-    if not isinstance(value, list):
-        raise SourceError(f"expected.{key} must be '*' or a list, got {value!r}")
-    try:
-        expected[key] = [element(v) for v in value]
-    except (TypeError, ValueError):
-        raise SourceError(f"expected.{key} must be '*' or a list of {element.__name__}, got {value!r}") from None
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
+    EXPECTED_SPEC,
+    validate_expected,
+    validate_local_addresses,
+)
 
 
 def run(module):
-    expected = dict(module.params["expected"] or {})
-    _check_star_or_list(expected, "inbound_ports", int)
-    _check_star_or_list(expected, "outbound_include_cidrs", str)
+    # Checked before anything is read: a bad value names the option and the fix.
+    expected = validate_expected(module.params["expected"])
+    local_addresses = validate_local_addresses(module.params["local_addresses"])
     family = module.params["family"]
     read = read_from_module(module, families=(family,))
     ruleset = read.rulesets.get(family)
     if ruleset is None:
         raise SourceError(f"no {family} rules could be read from the {read.where}")
-    local_addresses = module.params["local_addresses"] or read.local_addresses
-    result = audit(ruleset, expected=expected, local_addresses=local_addresses, reader_warnings=read.warnings)
+    local_addresses = local_addresses or read.local_addresses
+    result = audit(
+        ruleset,
+        expected=expected,
+        local_addresses=local_addresses,
+        both_backends=family in read.both_backends,
+        reader_warnings=read.warnings,
+    )
     result["changed"] = False
     result["backend"] = read.backend
     return result, read.warnings
 
 
 def main():
-    argument_spec = dict(SOURCE_ARGSPEC)
-    argument_spec["family"] = {"type": "str", "default": "ipv4", "choices": ["ipv4", "ipv6"]}
-    argument_spec["expected"] = {"type": "dict", "options": EXPECTED_SPEC}
-    argument_spec["local_addresses"] = {"type": "list", "elements": "str"}
-    module = AnsibleModule(
-        argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
-    )
-    try:
-        with short_lived_process():
-            result, warnings = run(module)
-    except IptablesError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    extra = {
+        "family": {"type": "str", "default": "ipv4", "choices": ["ipv4", "ipv6"]},
+        "expected": {"type": "dict", "options": EXPECTED_SPEC},
+        "local_addresses": {"type": "list", "elements": "str"},
+    }
+    run_source_module(AnsibleModule, extra, run)
 
 
 if __name__ == "__main__":

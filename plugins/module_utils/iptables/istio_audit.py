@@ -18,33 +18,19 @@ The tunnel port 15008 that istio-init always exempts is not listed in ``excluded
 
 import ipaddress
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.capture_probes import (
+    CAPTURED,
+    NOT_CAPTURED,
+    TUNNEL_PORT,
+    standard_probes,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
-
-TUNNEL_PORT = 15008
-EXPECTED_KEYS = (
-    "proxy_uid",
-    "proxy_gid",
-    "inbound_port",
-    "outbound_port",
-    "mode",
-    "inbound_ports",
-    "excluded_inbound_ports",
-    "outbound_include_cidrs",
-    "outbound_exclude_cidrs",
-    "excluded_outbound_ports",
-    "dns_capture",
-    "dns_port",
-    "app_port",
-    "app_uid",
-    "pod_ip",
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
+    validate_expected,
+    validate_local_addresses,
 )
-_PLACEHOLDER_POD = {"ipv4": "192.0.2.10", "ipv6": "2001:db8::10"}
-_PLACEHOLDER_PEER = {"ipv4": "192.0.2.200", "ipv6": "2001:db8::200"}
-_PLACEHOLDER_REMOTE = {"ipv4": "198.51.100.10", "ipv6": "2001:db8:1::10"}
-_PLACEHOLDER_DNS = {"ipv4": "198.51.100.53", "ipv6": "2001:db8:1::53"}
-_LOOPBACK = {"ipv4": "127.0.0.1", "ipv6": "::1"}
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
 
 
 def _reachable(table, start):
@@ -100,6 +86,27 @@ _PORT_CONDS = _PROTO | {
 }
 
 
+def _port(rule, option, default=None):
+    """The first port of a target option (``15001`` or ``15001-15002``); malformed: ParseError."""
+    text = rule.target_option(option)
+    if text is None:
+        return default
+    try:
+        port = int(text.split("-")[0])
+    except ValueError as exc:
+        raise rule.malformed(f"--{option} {text!r} is not a port", exc) from None
+    if not 0 <= port <= 65535:
+        raise rule.malformed(f"--{option} {text!r} is out of range (0-65535)")
+    return port
+
+
+def _network(rule, text):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise rule.malformed(f"{text!r} is not an address or CIDR", exc) from None
+
+
 def summarize_capture(ruleset):
     nat = ruleset.table("nat")
     mangle = ruleset.table("mangle")
@@ -134,13 +141,13 @@ def summarize_capture(ruleset):
     if nat is not None and "ISTIO_IN_REDIRECT" in nat.chains:
         for rule in nat.chains["ISTIO_IN_REDIRECT"].rules:
             if rule.target == "REDIRECT" and rule.target_option("to-ports"):
-                capture["inbound_port"] = int(rule.target_option("to-ports").split("-")[0])
+                capture["inbound_port"] = _port(rule, "to-ports")
     if tproxy_rule is not None and tproxy_rule.target_option("on-port"):
-        capture["inbound_port"] = int(tproxy_rule.target_option("on-port"))
+        capture["inbound_port"] = _port(tproxy_rule, "on-port")
     if nat is not None and "ISTIO_REDIRECT" in nat.chains:
         for rule in nat.chains["ISTIO_REDIRECT"].rules:
             if rule.target == "REDIRECT" and rule.target_option("to-ports"):
-                capture["outbound_port"] = int(rule.target_option("to-ports").split("-")[0])
+                capture["outbound_port"] = _port(rule, "to-ports")
 
     # Inbound: ISTIO_INBOUND of nat (REDIRECT) or mangle (TPROXY).
     inbound_table = mangle if capture["mode"] == "TPROXY" else nat
@@ -180,7 +187,7 @@ def summarize_capture(ruleset):
                 and conds[0].option == "destination"
                 and not conds[0].negated
             ):
-                net = ipaddress.ip_network(conds[0].value, strict=False)
+                net = _network(rule, conds[0].value)
                 if not (net.num_addresses == 1 and net.network_address.is_loopback):
                     capture["outbound_exclude_cidrs"].append(str(net))
             elif rule.target == "RETURN" and _ports_of(rule) and _only(rule, _PORT_CONDS):
@@ -191,7 +198,7 @@ def summarize_capture(ruleset):
                 if not conds:
                     include = "*"
                 elif include != "*" and len(conds) == 1 and conds[0].option == "destination" and not conds[0].negated:
-                    include.append(str(ipaddress.ip_network(conds[0].value, strict=False)))
+                    include.append(str(_network(rule, conds[0].value)))
         capture["outbound_include_cidrs"] = include
         # DNS: a REDIRECT of udp port 53 reachable from nat OUTPUT.
         for name in _reachable(nat, "OUTPUT"):
@@ -203,9 +210,7 @@ def summarize_capture(ruleset):
                     and any(c.option == "protocol" and c.value == "udp" for c in rule.matches)
                 ):
                     capture["dns_capture"] = True
-                    capture["dns_port"] = int(
-                        (rule.target_option("to-ports") or rule.target_option("to-port") or "53").split("-")[0]
-                    )
+                    capture["dns_port"] = _port(rule, "to-ports" if rule.target_option("to-ports") else "to-port", 53)
     capture["enabled"] = capture["inbound_enabled"] or capture["outbound_enabled"]
     return capture
 
@@ -219,114 +224,6 @@ def _dns_servers(ruleset):
                 if c.option == "destination" and not c.negated:
                     servers.append(c.value.split("/")[0])
     return servers
-
-
-def standard_probes(ruleset, capture, expected, local_addresses):
-    family = ruleset.family
-    version = 6 if family == "ipv6" else 4
-    pod_ip = expected.get("pod_ip")
-    if not pod_ip:
-        for addr in local_addresses or []:
-            ip = ipaddress.ip_address(str(addr).split("/", maxsplit=1)[0])
-            if ip.version == version and not ip.is_loopback and not ip.is_link_local:
-                pod_ip = str(ip)
-                break
-    pod_ip = pod_ip or _PLACEHOLDER_POD[family]
-    uid = expected.get("proxy_uid") or (capture["proxy_uids"] or [1337])[0]
-    gid = expected.get("proxy_gid") or (capture["proxy_gids"] or [uid])[0]
-    app_uid = expected.get("app_uid", 1000)
-    app_port = expected.get("app_port")
-    if not app_port:
-        if isinstance(capture["inbound_ports"], list) and capture["inbound_ports"]:
-            app_port = capture["inbound_ports"][0]
-        else:
-            app_port = 8080
-    excluded = list(expected.get("excluded_inbound_ports") or []) or capture["excluded_inbound_ports"]
-    remote = _PLACEHOLDER_REMOTE[family]
-    if isinstance(capture["outbound_include_cidrs"], list) and capture["outbound_include_cidrs"]:
-        net = ipaddress.ip_network(capture["outbound_include_cidrs"][0], strict=False)
-        remote = str(net.network_address + 1) if net.num_addresses > 1 else str(net.network_address)
-    remote_port = next(p for p in (80, 8080, 8000, 9080) if p not in capture["excluded_outbound_ports"])
-    probes = [
-        {
-            "name": "inbound_app_port",
-            "hook": "prerouting",
-            "protocol": "tcp",
-            "src": _PLACEHOLDER_PEER[family],
-            "dst": pod_ip,
-            "sport": 40000,
-            "dport": app_port,
-            "in_interface": "eth0",
-        },
-    ]
-    if excluded:
-        probes.append(
-            {
-                "name": "inbound_excluded_port",
-                "hook": "prerouting",
-                "protocol": "tcp",
-                "src": _PLACEHOLDER_PEER[family],
-                "dst": pod_ip,
-                "sport": 40001,
-                "dport": excluded[0],
-                "in_interface": "eth0",
-            }
-        )
-    probes += [
-        {
-            "name": "outbound_app",
-            "hook": "output",
-            "protocol": "tcp",
-            "src": pod_ip,
-            "dst": remote,
-            "sport": 40002,
-            "dport": remote_port,
-            "out_interface": "eth0",
-            "uid": app_uid,
-            "gid": app_uid,
-        },
-        {
-            "name": "outbound_proxy",
-            "hook": "output",
-            "protocol": "tcp",
-            "src": pod_ip,
-            "dst": remote,
-            "sport": 40003,
-            "dport": remote_port,
-            "out_interface": "eth0",
-            "uid": uid,
-            "gid": gid,
-        },
-        {
-            "name": "loopback",
-            "hook": "output",
-            "protocol": "tcp",
-            "src": _LOOPBACK[family],
-            "dst": _LOOPBACK[family],
-            "sport": 40004,
-            "dport": app_port,
-            "out_interface": "lo",
-            "uid": app_uid,
-            "gid": app_uid,
-        },
-    ]
-    if capture["dns_capture"] or expected.get("dns_capture"):
-        server = (_dns_servers(ruleset) or [_PLACEHOLDER_DNS[family]])[0]
-        probes.append(
-            {
-                "name": "dns_from_app",
-                "hook": "output",
-                "protocol": "udp",
-                "src": pod_ip,
-                "dst": server,
-                "sport": 40005,
-                "dport": 53,
-                "out_interface": "eth0",
-                "uid": app_uid,
-                "gid": app_uid,
-            }
-        )
-    return probes, pod_ip
 
 
 def _finding(findings, code, severity, message):
@@ -383,18 +280,28 @@ def _compare_expected(capture, expected, findings):
             mismatch(key, want, capture[key], "traffic is captured differently than configured")
 
 
-def audit(ruleset, expected=None, local_addresses=None, reader_warnings=()):
+def audit(ruleset, expected=None, local_addresses=None, both_backends=False, reader_warnings=()):
+    """``both_backends``: the reader found rules in both iptables-nft and iptables-legacy (a
+    structured field of the read, not a warning's wording); ``reader_warnings`` are quoted."""
     with no_cyclic_gc():
-        return _audit(ruleset, expected, local_addresses, reader_warnings)
+        return _audit(ruleset, expected, local_addresses, both_backends, reader_warnings)
 
 
-def _audit(ruleset, expected, local_addresses, reader_warnings):
-    expected = {k: v for k, v in (expected or {}).items() if v is not None}
+def _audit(ruleset, expected, local_addresses, both_backends, reader_warnings):
+    expected = validate_expected(expected)
+    local_addresses = validate_local_addresses(local_addresses)
     capture = summarize_capture(ruleset)
     findings = []
-    for warning in reader_warnings:
-        if "both iptables-nft and iptables-legacy" in warning:
-            _finding(findings, "BOTH_BACKENDS", "warning", warning)
+    if both_backends:
+        detail = next((w for w in reader_warnings if ruleset.family in w), None)
+        _finding(
+            findings,
+            "BOTH_BACKENDS",
+            "warning",
+            detail
+            or f"both iptables-nft and iptables-legacy hold {ruleset.family} rules: the kernel runs both sets; "
+            "the audit judges the nft rules",
+        )
     kube = kube_proxy_summary(ruleset)
     traces = []
     if not capture["istio_chains"]:
@@ -458,27 +365,37 @@ def _audit(ruleset, expected, local_addresses, reader_warnings):
     _compare_expected(capture, expected, findings)
 
     locals_ = list(local_addresses or [])
-    probes, pod_ip = standard_probes(ruleset, capture, expected, locals_)
+    probes, pod_ip, gaps = standard_probes(ruleset, capture, expected, locals_, _dns_servers(ruleset))
+    for gap in gaps:
+        _finding(findings, "NO_PROBE_DESTINATION", "info", gap)
     if pod_ip not in locals_:
         locals_.append(pod_ip)
     tracer = Tracer(ruleset, local_addresses=locals_)
     by_name = {}
     for probe in probes:
-        trace = tracer.trace(probe)
+        packet = {k: v for k, v in probe.items() if k not in ("expect", "why")}
+        trace = tracer.trace(packet)
+        trace["expect"], trace["why"] = probe["expect"], probe["why"]
         traces.append(trace)
         by_name[probe["name"]] = trace
-    _judge_probes(capture, by_name, findings)
+    _judge_probes(capture, probes, by_name, findings)
     if not any(f["severity"] == "error" for f in findings):
-        _finding(
-            findings,
-            "CAPTURE_OK",
-            "info",
-            f"Sidecar capture works as istio-init sets it up ({capture['mode']}): inbound to port "
-            f"{by_name['inbound_app_port']['packet']['dport']} reaches {capture['inbound_port']}, the "
-            f"application's outbound traffic reaches {capture['outbound_port']}, the proxy's own traffic "
-            "and loopback traffic are not captured",
-        )
+        _finding(findings, "CAPTURE_OK", "info", _capture_ok_message(capture, probes))
     return _result(capture, findings, traces, kube, pod_ip)
+
+
+def _capture_ok_message(capture, probes):
+    captured = [p for p in probes if p["expect"] == CAPTURED]
+    left = [p for p in probes if p["expect"] == NOT_CAPTURED]
+    parts = []
+    for probe in captured:
+        parts.append(f"{probe['why']} is captured")
+    for probe in left:
+        parts.append(f"{probe['why']} is left alone")
+    return (
+        f"Sidecar capture works as its configuration says ({capture['mode']}, inbound to "
+        f"{capture['inbound_port']}, outbound to {capture['outbound_port']}): " + "; ".join(parts)
+    )
 
 
 def _ends(trace):
@@ -486,72 +403,93 @@ def _ends(trace):
     return verdict["action"], verdict.get("to_ports")
 
 
-def _judge_probes(capture, traces, findings):
-    inbound = traces["inbound_app_port"]
-    action, port = _ends(inbound)
-    if capture["inbound_enabled"] and (action not in ("REDIRECT", "TPROXY") or port != capture["inbound_port"]):
-        _finding(
-            findings,
-            "INBOUND_NOT_CAPTURED",
-            "error",
-            f"inbound traffic to application port {inbound['packet']['dport']} is not captured: it ends "
-            f"with {action} instead of reaching the sidecar's inbound port {capture['inbound_port']}",
-        )
-    elif not capture["inbound_enabled"] and action in ("REDIRECT", "TPROXY"):
-        pass
-    excluded = traces.get("inbound_excluded_port")
-    if excluded is not None:
-        action, port = _ends(excluded)
-        if action in ("REDIRECT", "TPROXY") and port == capture["inbound_port"]:
+def _captured(trace, port):
+    """Whether the trace ends at the sidecar's ``port`` (REDIRECT or TPROXY)."""
+    action, to_port = _ends(trace)
+    return action in ("REDIRECT", "TPROXY") and to_port == port
+
+
+def _diverted(trace):
+    """Whether any outcome of the trace is taken away from its destination by a capture."""
+    action, _port = _ends(trace)
+    return action in ("REDIRECT", "TPROXY", "MULTIPLE")
+
+
+def _judge_probes(capture, probes, traces, findings):
+    """Each probe against what the configuration says must happen to it (``expect``)."""
+    for probe in probes:
+        trace = traces[probe["name"]]
+        name, expect, why = probe["name"], probe["expect"], probe["why"]
+        packet = trace["packet"]
+        action, port = _ends(trace)
+        if name.startswith("inbound"):
+            if expect == CAPTURED and not _captured(trace, capture["inbound_port"]):
+                _finding(
+                    findings,
+                    "INBOUND_NOT_CAPTURED",
+                    "error",
+                    f"inbound traffic to port {packet['dport']} ({why}) is not captured although the capture's "
+                    f"configuration includes it: it ends with {action} instead of reaching the sidecar's inbound "
+                    f"port {capture['inbound_port']}",
+                )
+            elif expect == NOT_CAPTURED and _diverted(trace):
+                _finding(
+                    findings,
+                    "EXCLUDED_PORT_CAPTURED",
+                    "error",
+                    f"inbound traffic to port {packet['dport']} ({why}) is captured by the sidecar (port {port}) "
+                    "although the capture's configuration leaves it alone",
+                )
+        elif name == "outbound_proxy":
+            if _diverted(trace):
+                _finding(
+                    findings,
+                    "PROXY_TRAFFIC_CAPTURED",
+                    "error",
+                    f"outbound traffic from the proxy (uid {packet['uid']}) is redirected to port {port}: "
+                    "the proxy would loop to itself",
+                )
+        elif name == "loopback":
+            if _diverted(trace):
+                _finding(
+                    findings,
+                    "LOOPBACK_CAPTURED",
+                    "warning",
+                    f"loopback traffic from the application to {packet['dst']}:{packet['dport']} is redirected "
+                    f"to port {port}",
+                )
+        elif name == "dns_from_app":
+            if expect == CAPTURED and not _captured(trace, capture["dns_port"]):
+                _finding(
+                    findings,
+                    "DNS_NOT_CAPTURED",
+                    "error",
+                    f"the application's DNS query to {packet['dst']}:53 is not redirected to {capture['dns_port']}",
+                )
+            elif expect == NOT_CAPTURED and capture["dns_capture"] and _diverted(trace):
+                _finding(
+                    findings,
+                    "EXCLUDED_PORT_CAPTURED",
+                    "error",
+                    f"the application's DNS query to {packet['dst']}:53 is redirected to port {port} although "
+                    "the capture's configuration leaves port 53 alone",
+                )
+        elif expect == CAPTURED and not _captured(trace, capture["outbound_port"]):
             _finding(
                 findings,
-                "EXCLUDED_PORT_CAPTURED",
+                "OUTBOUND_NOT_CAPTURED",
                 "error",
-                f"inbound traffic to excluded port {excluded['packet']['dport']} is captured by the sidecar",
+                f"outbound traffic from the application to {packet['dst']}:{packet['dport']} ({why}) is not "
+                f"captured although the capture's configuration includes it: it ends with {action} instead of "
+                f"reaching port {capture['outbound_port']}",
             )
-    out = traces["outbound_app"]
-    action, port = _ends(out)
-    if (
-        capture["outbound_enabled"]
-        and capture["outbound_include_cidrs"]
-        and (action != "REDIRECT" or port != capture["outbound_port"])
-    ):
-        _finding(
-            findings,
-            "OUTBOUND_NOT_CAPTURED",
-            "error",
-            f"outbound traffic from the application to {out['packet']['dst']}:{out['packet']['dport']} is "
-            f"not captured: it ends with {action} instead of reaching port {capture['outbound_port']}",
-        )
-    proxy = traces["outbound_proxy"]
-    action, port = _ends(proxy)
-    if action in ("REDIRECT", "TPROXY", "MULTIPLE"):
-        _finding(
-            findings,
-            "PROXY_TRAFFIC_CAPTURED",
-            "error",
-            f"outbound traffic from the proxy (uid {proxy['packet']['uid']}) is redirected to port {port}: "
-            "the proxy would loop to itself",
-        )
-    loop = traces["loopback"]
-    action, port = _ends(loop)
-    if action in ("REDIRECT", "TPROXY"):
-        _finding(
-            findings,
-            "LOOPBACK_CAPTURED",
-            "warning",
-            f"loopback traffic from the application to 127.0.0.1:{loop['packet']['dport']} is redirected "
-            f"to port {port}",
-        )
-    dns = traces.get("dns_from_app")
-    if dns is not None and capture["dns_capture"]:
-        action, port = _ends(dns)
-        if action != "REDIRECT" or port != capture["dns_port"]:
+        elif expect == NOT_CAPTURED and _diverted(trace):
             _finding(
                 findings,
-                "DNS_NOT_CAPTURED",
+                "EXCLUDED_DESTINATION_CAPTURED",
                 "error",
-                f"the application's DNS query to {dns['packet']['dst']}:53 is not redirected to {capture['dns_port']}",
+                f"outbound traffic from the application to {packet['dst']}:{packet['dport']} ({why}) is "
+                f"redirected to port {port} although the capture's configuration leaves it alone",
             )
     for name, trace in traces.items():
         if trace["unevaluated"]:

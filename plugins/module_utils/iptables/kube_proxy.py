@@ -120,7 +120,10 @@ def _endpoints(nat, svc_chain):
             continue
         stat_mode, probability_text = _statistic(rule)
         if stat_mode == "random":
-            p = float(probability_text or 1.0)
+            try:
+                p = float(probability_text or 1.0)
+            except ValueError as exc:
+                raise rule.malformed("statistic --probability is not a number", exc) from None
         elif stat_mode is None:
             p = 1.0
         else:

@@ -60,6 +60,9 @@ def parse_address(text, what, name="packet"):
         raise PacketSpecError(f"{name}: {what} {text!r} is not an IPv4 or IPv6 address") from None
 
 
+MALFORMED = "cannot read"  # compile_condition's answer for a value iptables-save never prints
+
+
 class Packet:
     """The simulated packet (first packet of a connection) and what the rules did to it."""
 
@@ -103,6 +106,8 @@ class Packet:
                 f"{name}: protocol {spec.get('protocol')!r} is unknown "
                 f"(use one of {', '.join(sorted(PROTOCOLS))} or a number)"
             )
+        if proto.isdigit() and not 0 <= int(proto) <= 255:
+            raise PacketSpecError(f"{name}: protocol {spec.get('protocol')!r} is out of range (0-255, or a name)")
         self.proto = proto
         self.proto_num = PROTOCOLS.get(proto, int(proto) if proto.isdigit() else -1)
         if spec.get("dst") in (None, ""):
@@ -130,14 +135,16 @@ class Packet:
                     value = int(value)
                 except (TypeError, ValueError):
                     raise PacketSpecError(f"{name}: {key} {value!r} is not a number") from None
-                if value < 0:
-                    raise PacketSpecError(f"{name}: {key} {value} must not be negative")
+                if not 0 <= value <= 0xFFFFFFFE:
+                    raise PacketSpecError(f"{name}: {key} {value} is out of range (0 to 4294967294)")
             setattr(self, key, value)
         mark = spec.get("mark")
         try:
             self.mark = 0 if mark in (None, "") else (int(mark) if isinstance(mark, int) else parse_int(str(mark)))
         except ValueError:
             raise PacketSpecError(f"{name}: mark {mark!r} is not a number (decimal or 0x hex)") from None
+        if not 0 <= self.mark <= 0xFFFFFFFF:
+            raise PacketSpecError(f"{name}: mark {mark!r} is out of range (a 32-bit value, 0 to 0xffffffff)")
         self.connmark = 0
         self.ctstate = "NEW"
         self.dnat = False
@@ -252,15 +259,18 @@ def _compile_proto(value):
 
 
 def parse_port_spec(text):
-    """'80' -> (80, 80); '1000:2000' -> (1000, 2000); ':1024' / '1024:'."""
+    """'80' -> (80, 80); '1000:2000' -> (1000, 2000); ':1024' / '1024:'. ValueError when malformed."""
     if ":" in text:
         low, _sep, high = text.partition(":")
-        return (int(low) if low else 0, int(high) if high else 65535)
-    if "-" in text:
+        low, high = (int(low) if low else 0, int(high) if high else 65535)
+    elif "-" in text:
         low, _sep, high = text.partition("-")
-        return (int(low), int(high))
-    port = int(text)
-    return (port, port)
+        low, high = (int(low), int(high))
+    else:
+        low = high = int(text)
+    if not 0 <= low <= 65535 or not 0 <= high <= 65535:
+        raise ValueError(f"port {text} is out of range (0-65535)")
+    return (low, high)
 
 
 def _compile_port(value, attr):
@@ -453,7 +463,7 @@ def compile_condition(cond):
             elif option == "dst-range":
                 check = _compile_iprange(value, "dst")
     except (ValueError, TypeError) as exc:
-        return f"cannot read {module} option --{option} {value!r}: {exc}"
+        return f"{MALFORMED} {module} option --{option} {value!r}: {exc}"
     if check is None:
         return f"match {module} --{option} is not evaluated by the engine"
     if cond.negated:

@@ -145,6 +145,17 @@ class Rule:
         """The rule as iptables-save prints it, without counters."""
         return f"-A {self.chain} {self.spec}" if self.spec else f"-A {self.chain}"
 
+    def malformed(self, what, exc=None):
+        """The ParseError for a value this rule holds that iptables-save never prints (a port that is
+        no number, a /33 prefix, a host name where an address belongs): source and line named."""
+        detail = f"{what}: {exc}" if exc is not None else what
+        return ParseError(
+            f"{detail} (iptables-save never prints this: the dump was edited or damaged; take a fresh dump)",
+            self._source or "<rules>",
+            self.line,
+            self.text,
+        )
+
     def target_option(self, name, default=None):
         for option, value in self.target_options:
             if option == name:

@@ -1,12 +1,16 @@
-"""Glue shared by the iptables modules: the common source argspec and the command runner.
+"""Glue shared by the iptables modules: the common source argspec, the command runner and
+the one ``main()`` the three modules share (:func:`run_source_module`).
 
-No Ansible imports: the module object is used through ``run_command`` and ``get_bin_path``.
-The options are documented in ``plugins/doc_fragments/iptables_source.py``.
+No Ansible imports: the module class is passed in, and used through ``run_command``,
+``get_bin_path``, ``warn``, ``fail_json`` and ``exit_json``. The options are documented in
+``plugins/doc_fragments/iptables_source.py``.
 """
 
 import contextlib
 import gc
+import traceback
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import ENV, read_rules
 
 SOURCE_ARGSPEC = {
@@ -61,3 +65,33 @@ def short_lived_process():
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+def run_source_module(module_class, extra_spec, run):
+    """The main() of iptables_info, iptables_trace and sidecar_iptables_audit.
+
+    Builds the argument spec (the source options plus ``extra_spec``), calls ``run(module)`` ->
+    ``(result, warnings)`` while no cyclic garbage collection runs, hands the warnings to Ansible,
+    and turns the engine's errors into ``fail_json`` naming the input. Anything else is a bug in
+    the collection and says so, with the traceback as ``exception`` (shown at -vvv).
+    """
+    argument_spec = dict(SOURCE_ARGSPEC)
+    argument_spec.update(extra_spec)
+    module = module_class(
+        argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
+    )
+    try:
+        with short_lived_process():
+            result, warnings = run(module)
+    except IptablesError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    except Exception as exc:  # a bug: say so, and keep the traceback for -vvv
+        module.fail_json(
+            msg=f"internal error in meshops.istio ({type(exc).__name__}: {exc}); please report it with the "
+            "traceback shown at -vvv",
+            exception=traceback.format_exc(),
+        )
+    for warning in warnings:
+        module.warn(warning)
+    result.setdefault("changed", False)
+    module.exit_json(**result)

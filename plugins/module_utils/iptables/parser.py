@@ -499,9 +499,9 @@ def _parse_dumps(text, source, family, backend, lazy):
                     counters[1] if counters else None,
                     lineno,
                 )
+                rule._source = source
                 if matches is None:
                     rule._lazy = tokens[:jump]
-                    rule._source = source
                 rules = chain.rules
                 if position is None:
                     rules.append(rule)

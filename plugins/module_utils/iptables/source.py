@@ -48,6 +48,7 @@ class ReadResult:
         self.backend = None
         self.local_addresses = None
         self.commands = []
+        self.both_backends = []  # families whose rules are in both iptables-nft and iptables-legacy
 
     def backends_with_rules(self, family):
         return [b for (f, b), rs in self.by_backend.items() if f == family and not rs.is_empty()]
@@ -55,26 +56,52 @@ class ReadResult:
 
 def namespace_path(netns=None, pid=None):
     """Return the path of the network namespace to enter, or None for the host."""
-    if netns and pid:
+    _refuse_empty(netns=netns)
+    if netns and pid is not None:
         raise SourceError("give either netns or pid, not both")
     if netns:
         path = netns if "/" in netns else os.path.join("/run/netns", netns)
-        if not os.path.exists(path):
-            raise SourceError(
-                f"network namespace {netns!r} not found: {path} does not exist "
-                "(`ip netns list` shows the names; a path such as /proc/PID/ns/net also works)"
-            )
+        _check_path(
+            path,
+            f"network namespace {netns!r}",
+            "(`ip netns list` shows the names; a path such as /proc/PID/ns/net also works)",
+        )
         return path
     if pid is not None:
         try:
             pid_number = int(pid)
         except (TypeError, ValueError):
             raise SourceError(f"pid {pid!r} is not a process id") from None
+        if pid_number <= 0:
+            raise SourceError(f"pid {pid}: a process id is a positive number")
         path = f"/proc/{pid_number}/ns/net"
-        if pid_number <= 0 or not os.path.exists(path):
-            raise SourceError(f"process {pid} not found: {path} does not exist")
+        _check_path(path, f"process {pid}", "(`pgrep` or `ps` shows the process ids)")
         return path
     return None
+
+
+def _refuse_empty(**values):
+    """An empty netns or src would silently mean the host: refuse it, naming the option."""
+    for name, value in values.items():
+        if value is not None and not str(value).strip():
+            raise SourceError(
+                f"{name}: an empty value would read the host's own rules; give a value, or leave {name} out "
+                "to read the host on purpose"
+            )
+
+
+def _check_path(path, what, hint):
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(f"{what} not found: {path} does not exist {hint}") from None
+    except PermissionError:
+        raise SourceError(
+            f"{what}: permission denied on {path} (the module runs as uid {os.geteuid()}); run it as root "
+            "(become: true)"
+        ) from None
+    except OSError as exc:
+        raise SourceError(f"{what}: cannot read {path}: {exc.strerror}") from None
 
 
 def _run(runner, argv, result):
@@ -122,6 +149,7 @@ def read_rules(
     """Read and parse rules; see the module docstring."""
     if backend not in BACKENDS:
         raise SourceError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    _refuse_empty(src=src, netns=netns)
     if src and (netns or pid is not None):
         raise SourceError("src reads a saved dump; it cannot be combined with netns or pid")
     runner = runner or default_runner
@@ -189,6 +217,7 @@ def read_rules(
             continue
         with_rules = result.backends_with_rules(family)
         if len(with_rules) > 1:
+            result.both_backends.append(family)
             result.warnings.append(
                 f"both iptables-nft and iptables-legacy hold {family} rules in the {where}: the kernel "
                 "runs both sets; the trace and audit use the nft rules, the legacy rules are listed "

@@ -26,6 +26,7 @@ import ipaddress
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import (
+    MALFORMED,
     Packet,
     compile_condition,
     parse_int,
@@ -92,6 +93,8 @@ class _Compiled:
                 continue
             check = compile_condition(cond)
             if isinstance(check, str):
+                if check.startswith(MALFORMED):
+                    raise rule.malformed(check)
                 self.unevaluated.append(check)
             else:
                 self.checks.append(check)
@@ -100,7 +103,12 @@ class _Compiled:
             negated = any(c.negated for c in rule.matches if c.module == "statistic")
             mode = statistic.get("mode")
             if mode == "random" and "probability" in statistic:
-                self.probability = float(statistic["probability"])
+                try:
+                    self.probability = float(statistic["probability"])
+                except ValueError as exc:
+                    raise rule.malformed("statistic --probability is not a number", exc) from None
+                if not 0.0 <= self.probability <= 1.0:
+                    raise rule.malformed(f"statistic --probability {statistic['probability']} is not between 0 and 1")
             elif mode == "nth" and (statistic.get("every") or "").isdigit() and int(statistic["every"]) > 0:
                 # One packet in N matches; which one depends on the rule's packet counter, unknown
                 # here, so a new connection matches with probability 1/N.
@@ -157,6 +165,7 @@ class _ChainIndex:
     def __init__(self, chain):
         self.keyed = {}
         self.always = []
+        self._merged = {}
         for position, rule in enumerate(chain.rules):
             key = _index_key(rule)
             if key is None:
@@ -165,12 +174,18 @@ class _ChainIndex:
                 self.keyed.setdefault(key, []).append(position)
 
     def candidates(self, pkt, start):
-        lists = [self.always]
-        for key in (("d", pkt.dst), ("p", pkt.proto, pkt.dport)):
-            hit = self.keyed.get(key)
-            if hit:
-                lists.append(hit)
-        merged = self.always if len(lists) == 1 else list(heapq.merge(*lists))
+        keys = (("d", pkt.dst), ("p", pkt.proto, pkt.dport))
+        # Merged once per packet key: a walk resumes in the same chain after every jump that
+        # returns, and merging again each time was quadratic in the chain's length.
+        merged = self._merged.get(keys)
+        if merged is None:
+            lists = [self.always]
+            for key in keys:
+                hit = self.keyed.get(key)
+                if hit:
+                    lists.append(hit)
+            merged = self.always if len(lists) == 1 else list(heapq.merge(*lists))
+            self._merged[keys] = merged
         if start:
             return merged[bisect.bisect_left(merged, start) :]
         return merged
@@ -216,7 +231,19 @@ def _split_hostport(text, family):
     host = host.split("-")[0] if host else None
     if port:
         port = int(port.split("-")[0])
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (0-65535)")
     return host or None, port
+
+
+def _run_walk(walk):
+    """Run a walk generator and every sub-walk it yields, depth first, on an explicit stack."""
+    stack = [walk]
+    while stack:
+        try:
+            stack.append(next(stack[-1]))
+        except StopIteration:
+            stack.pop()
 
 
 class Tracer:
@@ -250,6 +277,9 @@ class Tracer:
             return None, compiled
         return True, compiled
 
+    # The walk is written as generators run by _run_walk: a jump is a ``yield`` of the sub-walk,
+    # not a Python call, so a chain with thousands of jumps (the kernel accepts it) never reaches
+    # the interpreter's recursion limit.
     def _walk(self, branch, table, chain_name, depth, results):
         if depth > MAX_DEPTH:
             raise TraceError(
@@ -260,15 +290,15 @@ class Tracer:
         if chain is None:
             results.append((branch, _RETURN))
             return
-        self._walk_from(branch, chain, 0, depth, results)
+        yield self._walk_from(branch, chain, 0, depth, results)
 
     def _walk_from(self, branch, chain, start, depth, results):
         # The branch where a split rule matched is explored first, the "did not match" branch
         # after it, so branches come out in rule order (endpoint 1, 2, 3 of a service).
         deferred = []
-        self._walk_rules(branch, chain, start, depth, results, deferred)
+        yield self._walk_rules(branch, chain, start, depth, results, deferred)
         for other, position in deferred:
-            self._walk_from(other, chain, position, depth, results)
+            yield self._walk_from(other, chain, position, depth, results)
 
     def _walk_rules(self, branch, chain, start, depth, results, deferred):
         rules = chain.rules
@@ -330,7 +360,21 @@ class Tracer:
                     branch.probability *= probability
                 else:
                     continue
-            if self._apply(branch, rule, chain, position, depth, results):
+            if rule.target is not None and self.ruleset.chain(rule.table, rule.target) is not None:
+                self._step(branch, rule, ("goto " if rule.goto else "jump ") + rule.target)
+                sub = []
+                yield self._walk(branch, rule.table, rule.target, depth + 1, sub)
+                for sub_branch, outcome in sub:
+                    if outcome == _RETURN and not rule.goto:
+                        yield self._walk_from(sub_branch, chain, position + 1, depth, results)
+                    else:
+                        results.append((sub_branch, outcome))
+                return
+            try:
+                left = self._apply(branch, rule, results)
+            except (ValueError, TypeError) as exc:
+                raise rule.malformed(f"cannot apply target {rule.target}", exc) from None
+            if left:
                 return
         results.append((branch, _RETURN))
 
@@ -354,24 +398,15 @@ class Tracer:
         step.update(extra)
         branch.steps.append(step)
 
-    def _apply(self, branch, rule, chain, position, depth, results):
-        """Apply a matched rule; return True when the branch left this chain (results filled)."""
+    def _apply(self, branch, rule, results):
+        """Apply a matched rule whose target is not a user chain; return True when the branch
+        left this chain (results filled)."""
         target = rule.target
         pkt = branch.pkt
         table = rule.table
         if target is None:
             self._step(branch, rule, "count")
             return False
-        if self.ruleset.chain(table, target) is not None:
-            self._step(branch, rule, ("goto " if rule.goto else "jump ") + target)
-            sub = []
-            self._walk(branch, table, target, depth + 1, sub)
-            for sub_branch, outcome in sub:
-                if outcome == _RETURN and not rule.goto:
-                    self._walk_from(sub_branch, chain, position + 1, depth, results)
-                else:
-                    results.append((sub_branch, outcome))
-            return True
         if target == "RETURN":
             self._step(branch, rule, "RETURN")
             results.append((branch, _RETURN))
@@ -517,7 +552,7 @@ class Tracer:
         if chain is None:
             return [(branch, "ACCEPT")]
         results = []
-        self._walk_from(branch, chain, 0, 0, results)
+        _run_walk(self._walk_from(branch, chain, 0, 0, results))
         out = []
         for b, outcome in results:
             if outcome == _RETURN:
@@ -668,7 +703,8 @@ class Tracer:
             )
             return result
         prefix = []
-        for column in zip(*(o["steps"] for o in outcomes), strict=False):
+        for index in range(min(len(o["steps"]) for o in outcomes)):
+            column = [o["steps"][index] for o in outcomes]
             if all(s == column[0] for s in column):
                 prefix.append(column[0])
             else:

@@ -6,6 +6,7 @@ This is what ``nsenter --net=... iptables-save -c`` does, minus one exec. Read-o
 """
 
 import ctypes
+import errno
 import os
 import subprocess
 import threading
@@ -24,7 +25,22 @@ _ENV = {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr
 
 
 class DumpError(Exception):
-    """A dump could not be taken; the message names the namespace, the command and the cause."""
+    """A dump could not be taken; the message names the namespace, the command and the cause.
+
+    ``reason`` is the structured cause callers decide on: ``no-namespace`` (it is gone),
+    ``permission``, ``not-installed``, ``timeout`` or ``failed``."""
+
+    def __init__(self, message, reason="failed"):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _errno_reason(err):
+    if err in (errno.ENOENT, errno.ESRCH):
+        return "no-namespace"
+    if err in (errno.EACCES, errno.EPERM):
+        return "permission"
+    return "failed"
 
 
 def in_netns(netns_path, func, *args):
@@ -37,12 +53,16 @@ def in_netns(netns_path, func, *args):
         try:
             fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            box["error"] = DumpError(f"cannot open network namespace {netns_path}: {exc.strerror}")
+            box["error"] = DumpError(
+                f"cannot open network namespace {netns_path}: {exc.strerror}", _errno_reason(exc.errno)
+            )
             return
         try:
             if _libc.setns(fd, CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
-                box["error"] = DumpError(f"cannot enter network namespace {netns_path}: {os.strerror(err)}")
+                box["error"] = DumpError(
+                    f"cannot enter network namespace {netns_path}: {os.strerror(err)}", _errno_reason(err)
+                )
                 return
         finally:
             os.close(fd)
@@ -72,12 +92,14 @@ def save(netns_path, backend, family="ipv4", timeout=30, bin_paths=None):
     try:
         rc, out, err = in_netns(netns_path, _save, binary, timeout)
     except FileNotFoundError as exc:
-        raise DumpError(f"{name} is not installed on the node ({exc.strerror})") from exc
+        raise DumpError(f"{name} is not installed on the node ({exc.strerror})", "not-installed") from exc
     except subprocess.TimeoutExpired as exc:
-        raise DumpError(f"{name} -c in {netns_path or 'the node namespace'} timed out after {timeout}s") from exc
+        raise DumpError(
+            f"{name} -c in {netns_path or 'the node namespace'} timed out after {timeout}s", "timeout"
+        ) from exc
     if rc != 0:
         where = netns_path or "the node namespace"
-        raise DumpError(f"{name} -c in {where} failed (rc={rc}): {err.strip()[:300]}")
+        raise DumpError(f"{name} -c in {where} failed (rc={rc}): {err.strip()[:300]}", _rc_reason())
     return {"text": out, "stderr": err.strip(), "seconds": round(time.monotonic() - start, 4), "command": f"{name} -c"}
 
 
@@ -91,15 +113,19 @@ def _no_legacy_tables(family):
         return False  # cannot tell: dump
 
 
-def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
+def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None, extra_readers=None):
     """Enter ``netns_path`` once and take every dump in ``wanted`` ({key: (backend, family)}).
 
     Returns ``{key: {"status": "ok"|"error", ...}}`` and, when ``sockets_reader`` is given, the
     listening sockets it returns under the key ``"__sockets__"`` (or the error text).
+    ``extra_readers`` ({key: reader(timeout) -> entry}) run in the same namespace; their entries
+    come back under ``"__extra__"``.
     """
 
     def work():
         out = {}
+        if extra_readers:
+            out["__extra__"] = {key: reader(timeout) for key, reader in extra_readers.items()}
         if sockets_reader is not None:
             try:
                 out["__sockets__"] = {"status": "ok", "sockets": sockets_reader()}
@@ -114,13 +140,21 @@ def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
             try:
                 rc, text, err = _save(name, timeout)
             except FileNotFoundError as exc:
-                out[key] = {"status": "error", "error": f"{name} is not installed on the node ({exc.strerror})"}
+                out[key] = {
+                    "status": "error",
+                    "reason": "not-installed",
+                    "error": f"{name} is not installed on the node ({exc.strerror})",
+                }
                 continue
             except subprocess.TimeoutExpired:
-                out[key] = {"status": "error", "error": f"{name} -c timed out after {timeout}s"}
+                out[key] = {"status": "error", "reason": "timeout", "error": f"{name} -c timed out after {timeout}s"}
                 continue
             if rc != 0:
-                out[key] = {"status": "error", "error": f"{name} -c failed (rc={rc}): {err.strip()[:300]}"}
+                out[key] = {
+                    "status": "error",
+                    "reason": _rc_reason(),
+                    "error": f"{name} -c failed (rc={rc}): {err.strip()[:300]}",
+                }
                 continue
             out[key] = {
                 "status": "ok",
@@ -133,6 +167,16 @@ def read_namespace(netns_path, wanted, timeout=30, sockets_reader=None):
     try:
         return in_netns(netns_path, work)
     except DumpError as exc:
-        return {key: {"status": "error", "error": str(exc)} for key in wanted} | (
-            {"__sockets__": {"status": "error", "error": str(exc)}} if sockets_reader else {}
-        )
+        out = {key: {"status": "error", "reason": exc.reason, "error": str(exc)} for key in wanted}
+        if sockets_reader:
+            out["__sockets__"] = {"status": "error", "error": str(exc)}
+        if extra_readers:
+            out["__extra__"] = {
+                key: {"status": "error", "reason": exc.reason, "error": str(exc)} for key in extra_readers
+            }
+        return out
+
+
+def _rc_reason():
+    # iptables-save exits 1 with "Permission denied (you must be root)" without CAP_NET_ADMIN.
+    return "permission" if os.geteuid() != 0 else "failed"

@@ -25,7 +25,7 @@ def _table(headers, rows):
 
 
 def _boxes(path):
-    """Chains the packet walks (nat table, as the seed reads them) and where it ends."""
+    """Chains the packet walks (nat table, as chapter 7 of the tutorial reads them) and where it ends."""
     boxes = []
     last = None
     for step in path.get("steps", []):

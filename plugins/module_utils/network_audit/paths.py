@@ -1,4 +1,4 @@
-"""Turn an engine trace into the packet path a person reads (seed chapter 7 style):
+"""Turn an engine trace into the packet path a person reads, as chapter 7 of the tutorial draws it:
 
     PREROUTING → ISTIO_INBOUND → ISTIO_IN_REDIRECT → REDIRECT :15006 → envoy (pid 4242)
 
@@ -33,11 +33,12 @@ def _enrich(steps, ruleset):
 
 
 def _path_text(steps, verdict, pod, pod_by_ip):
-    # The seed reads the nat table: the chains a packet walks through, and where it ends.
+    # Chapter 7 of the tutorial reads the nat table: the chains a packet walks through, and where it ends.
     parts = []
     last_chain = None
     for s in steps:
-        if s["table"] != "nat" or s.get("rule_number") is None:
+        # kube-proxy's nftables table keeps its nat and filter chains together: its steps count too.
+        if s["table"] not in ("nat", "kube-proxy") or s.get("rule_number") is None:
             continue
         if s["chain"] != last_chain:
             parts.append(s["chain"])
@@ -81,6 +82,8 @@ def describe_trace(trace, ruleset, pod, pod_by_ip=None):
         "unevaluated": trace.get("unevaluated", []),
         "assumptions": trace.get("assumptions", []),
     }
+    if "expect" in trace:
+        result["expect"], result["why"] = trace["expect"], trace["why"]
     branches = trace.get("branches") or []
     if branches:
         result["branches"] = []

@@ -38,6 +38,8 @@ def _path_block(path, dumps_label=""):
         return [f"- **{path.get('name')}**: could not be traced: {path['error']}"]
     lines.append(f"**{path['name']}** \u2014 {_packet_line(path.get('packet'))}")
     lines.append("")
+    if path.get("expect"):
+        lines.append(f"    the capture's configuration says: {path['why']} is {path['expect']}")
     lines.append(f"    {path.get('text')}")
     lines.append("")
     rows = []
@@ -173,7 +175,7 @@ def _pod_section(p, dumps_dir):
     lines.append(f"- raw dumps: {', '.join(links)}")
     lines.append("")
     if p.get("listening"):
-        lines.append("Listening sockets (seed 6.7, like `netstat -ntlp`):")
+        lines.append("Listening sockets (what `netstat -ntlp` shows in chapter 7 of the tutorial):")
         lines.append("")
         lines += _table(
             ["port", "address", "process", "purpose"],
@@ -235,6 +237,13 @@ def _host_section(report, dumps_dir):
         lines.append(f"- {key}: {d.get('status')} \u2014 {extra} {link}".rstrip())
     lines.append(f"- backends holding rules: {', '.join(host.get('backends_in_use') or []) or 'none'}")
     lines.append("")
+    mode = host.get("kube_proxy_mode") or {}
+    if mode:
+        evidence = "; ".join(mode.get("evidence") or []) or "no kube-proxy rules found"
+        lines.append(f"- kube-proxy mode: **{mode.get('mode')}** ({evidence})")
+        for what in mode.get("not_read") or []:
+            lines.append(f"- not read: {what}")
+        lines.append("")
     services = host.get("kube_proxy") or []
     if services:
         lines.append("### kube-proxy services")

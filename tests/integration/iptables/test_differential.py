@@ -16,10 +16,10 @@ import ipaddress
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import istio_capture_rules
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import kube_proxy_rules
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import read_rules
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
+from tests.rulegen.istio_capture_rules import istio_capture_rules
+from tests.rulegen.kube_proxy_rules import kube_proxy_rules
 
 from .netlab import moved, run, step_keys
 

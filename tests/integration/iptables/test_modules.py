@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import istio_capture_rules
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import kube_proxy_rules
+from tests.rulegen.istio_capture_rules import istio_capture_rules
+from tests.rulegen.kube_proxy_rules import kube_proxy_rules
 
 pytestmark = pytest.mark.netns
 
@@ -203,3 +203,53 @@ def test_module_errors_name_the_input(netlab, pod_ns, tmp_path):
     assert "mutually exclusive" in messages[6]
     for result in results:
         assert "iptables" not in result and "traces" not in result and "capture" not in result
+
+
+def test_empty_and_out_of_range_values_are_refused(netlab, pod_ns, tmp_path):
+    good = {"name": "p", "hook": "prerouting", "src": "10.203.1.1", "dst": "10.203.1.2", "dport": 80}
+    cases = [
+        # An empty value would silently read the host's rules.
+        ({"meshops.istio.iptables_info": {"netns": ""}}, "netns: an empty value would read the host's own rules"),
+        ({"meshops.istio.iptables_info": {"src": ""}}, "src: an empty value would read the host's own rules"),
+        ({"meshops.istio.iptables_trace": {"netns": "", "packets": [good]}}, "netns: an empty value"),
+        ({"meshops.istio.iptables_trace": {"netns": pod_ns, "packets": [dict(good, protocol=999)]}}, "out of range"),
+        (
+            {"meshops.istio.iptables_trace": {"netns": pod_ns, "packets": [dict(good, mark=-1)]}},
+            "mark '-1' is out of range",
+        ),
+        ({"meshops.istio.iptables_trace": {"netns": pod_ns, "packets": [dict(good, mark=2**32)]}}, "out of range"),
+        # One validator for expected: both audit modules refuse the same values.
+        (
+            {"meshops.istio.sidecar_iptables_audit": {"netns": pod_ns, "expected": {"app_port": 0}}},
+            "expected.app_port: 0 is out of range",
+        ),
+        (
+            {"meshops.istio.network_audit_info": {"netns_include": [], "expected": {"app_port": 0}}},
+            "expected.app_port: 0 is out of range",
+        ),
+        (
+            {"meshops.istio.sidecar_iptables_audit": {"netns": pod_ns, "expected": {"inbound_prot": 1}}},
+            "inbound_prot",
+        ),
+        (
+            {"meshops.istio.network_audit_info": {"expected": {"inbound_prot": 1}}},
+            "inbound_prot",
+        ),
+        (
+            {"meshops.istio.sidecar_iptables_audit": {"netns": pod_ns, "expected": {"outbound_exclude_cidrs": ["x"]}}},
+            "expected.outbound_exclude_cidrs[0]: 'x' is not a CIDR",
+        ),
+        (
+            {"meshops.istio.network_audit_info": {"expected": {"outbound_include_cidrs": ["10.0.0.0/33"]}}},
+            "expected.outbound_include_cidrs[0]: '10.0.0.0/33' is not a CIDR",
+        ),
+        (
+            {"meshops.istio.sidecar_iptables_audit": {"netns": pod_ns, "local_addresses": ["nope"]}},
+            "local_addresses[0]: 'nope' is not an IP address",
+        ),
+        ({"meshops.istio.network_audit_info": {"dump_timeout": 0}}, "dump_timeout: 0 is out of range"),
+    ]
+    results = run_playbook(tmp_path, [dict(task, ignore_errors=True) for task, _message in cases])
+    for result, (task, message) in zip(results, cases, strict=True):
+        assert result.get("failed"), (task, result)
+        assert message in result.get("msg", ""), (task, result.get("msg"))

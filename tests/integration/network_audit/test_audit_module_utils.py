@@ -17,8 +17,9 @@ import time
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import run_audit
+from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import NodeAuditError, run_audit
 from lab.pods import BROKEN_VARIANTS, CaptureOptions
+from tests.rulegen.kube_proxy_nft import kube_proxy_nft_rules
 
 pytestmark = pytest.mark.netns
 
@@ -193,7 +194,8 @@ def test_unreadable_namespaces_are_reported_not_fatal(pod_lab):
             "import json, sys; sys.path.insert(0, sys.argv[1]);"
             "from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import run_audit;"
             "r, _ = run_audit({'runtime_lookup': False, 'backends': ['nft']});"
-            "print(json.dumps([e.get('pid') for e in r['errors']]))"
+            "print(json.dumps({'pids': [e.get('pid') for e in r['errors']], 'summary': r['summary'],"
+            " 'findings': r['findings'], 'dumps': r['host']['dumps']}))"
         )
         out = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code, str(tree)],
@@ -204,7 +206,70 @@ def test_unreadable_namespaces_are_reported_not_fatal(pod_lab):
         )
     finally:
         shutil.rmtree(tree, ignore_errors=True)
-    assert pod.pids["envoy"] in json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    assert pod.pids["envoy"] in result["pids"]
+    # Nothing could be read: never a clean report. Each failure is an error finding of its own.
+    assert result["summary"]["worst_severity"] == "error"
+    found = {f["code"]: f for f in result["findings"]}
+    assert "not root" in found["AUDIT_NOT_ROOT"]["message"]
+    assert "become: true" in found["AUDIT_NOT_ROOT"]["message"]
+    assert "nft rules could not be read" in found["NODE_DUMP_FAILED"]["message"]
+    assert result["dumps"]["nft"]["reason"] == "permission"
+
+
+def _add_rules(pod, text):
+    subprocess.run(
+        ["nsenter", f"--net={pod.netns_path}", "iptables-nft-restore", "--noflush"],
+        input=text,
+        text=True,
+        check=True,
+    )
+
+
+def test_hundreds_of_jumps_in_one_pod_do_not_sink_the_node(pod_lab):
+    many, _plain = pod_lab.add_pods([{"name": "many-jumps"}, {"name": "plain"}])
+    # Valid rules the kernel accepts: 600 jumps in nat PREROUTING to a chain that returns.
+    _add_rules(
+        many,
+        "*nat\n:NOOP - [0:0]\n" + "-I PREROUTING 1 -p tcp -j NOOP\n" * 600 + "-A NOOP -p udp -j RETURN\nCOMMIT\n",
+    )
+    report, _raw = audit(pod_lab)
+    found = by_name(report)
+    for name in ("many-jumps", "plain"):
+        assert codes(found[name]) == set(), found[name]["findings"]
+        assert "CAPTURE_OK" in codes(found[name], ("info",))
+    inbound = next(p for p in found["many-jumps"]["paths"] if p["name"] == "inbound_app_port")
+    assert inbound["verdict"]["to_ports"] == 15006
+    assert sum(1 for step in inbound["steps"] if step["chain"] == "PREROUTING") == 601
+
+
+def test_ipv6_only_audit_does_not_judge_the_unread_ipv4_rules(pod_lab):
+    pod_lab.add_pods([{"name": "web-0"}])
+    report, _raw = audit(pod_lab, families=["ipv6"])
+    (pod,) = report["pods"]
+    assert "MESH_BYPASS_NO_CAPTURE" not in codes(pod)
+    assert "IPv4 rules" in next(f["message"] for f in pod["findings"] if f["code"] == "CAPTURE_NOT_JUDGED")
+    assert pod["capture"] is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dump_timeout": 0}, "dump_timeout: 0 is out of range"),
+        ({"dump_timeout": -5}, "dump_timeout: -5 is out of range"),
+        ({"dump_timeout": "soon"}, "dump_timeout: 'soon' is not a number"),
+        ({"probe_timeout": 0.0}, "probe_timeout: 0.0 is out of range"),
+        ({"families": []}, "families: [] must be a non-empty list"),
+        ({"backends": ["iptables"]}, "backends: ['iptables'] must be a non-empty list"),
+        ({"expected": {"outbound_exclude_cidrs": ["10.0.0.0/33"]}}, "expected.outbound_exclude_cidrs[0]"),
+        ({"expected": {"app_port": 0}}, "expected.app_port: 0 is out of range"),
+        ({"expected": {"inbound_prot": 15006}}, "unknown key(s) inbound_prot"),
+    ],
+)
+def test_nonsensical_options_are_refused_before_anything_is_read(pod_lab, options, message):
+    with pytest.raises(NodeAuditError) as info:
+        audit(pod_lab, **options)
+    assert message in str(info.value)
 
 
 def test_missing_iptables_command_is_a_clear_error():
@@ -336,3 +401,55 @@ def test_capture_options_are_reported_as_istio_init_was_told(pod_lab):
     assert codes(entry, ("error",)) == set()
     listening = {s["port"]: s for s in entry["listening"]}
     assert listening[15006]["pid"] == pod.pids["envoy"]
+
+
+def _nft_services(lab):
+    return [
+        {
+            "namespace": s["namespace"],
+            "name": s["name"],
+            "port_name": s["port_name"],
+            "cluster_ip": s["cluster_ip"],
+            "port": s["port"],
+            "node_port": s["node_port"],
+            "endpoints": [f"{e['ip']}:{e['port']}" for e in s["endpoints"]],
+        }
+        for s in lab.services
+    ]
+
+
+def _to_nftables_mode(lab):
+    """The node's kube-proxy switches to nftables mode: its iptables chains go, its table comes."""
+    node = ["nsenter", f"--net={lab.node_netns_path}", "--"]
+    for backend in ("nft", "legacy"):
+        subprocess.run([*node, f"iptables-{backend}", "-t", "nat", "-F"], check=False, capture_output=True)
+        subprocess.run([*node, f"iptables-{backend}", "-t", "nat", "-X"], check=False, capture_output=True)
+    text = kube_proxy_nft_rules(_nft_services(lab), pod_cidr=str(lab.subnet), node_ips=(lab.node_ip,))
+    subprocess.run([*node, "nft", "-f", "-"], input=text, text=True, check=True)
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (bindep.txt: nftables)")
+def test_kube_proxy_in_nftables_mode_explains_the_ingress_nodeport(pod_lab):
+    pod_lab.add_pods([{"name": "web-0", "labels": {"app": "web"}}])
+    gw = with_gateway(pod_lab)
+    _to_nftables_mode(pod_lab)
+    report, raw = audit(pod_lab)
+    host = report["host"]
+    assert host["kube_proxy_mode"]["mode"] == "nftables", host["kube_proxy_mode"]
+    services = {s["name"]: s for s in host["kube_proxy"]}
+    assert services["istio-system/istio-ingressgateway:http"]["node_port"] == 30080
+    (path,) = host["node_port_paths"]
+    assert path["ingress_gateway"] and path["node_port"] == 30080
+    assert path["destinations"] == [f"{gw.ip}:8080"]
+    assert path["text"].endswith(f"envoy (pid {gw.pids['envoy']}) listening on :8080")
+    assert "services" in path["text"]
+    assert json.loads(raw[host["kube_proxy_sources"]["nft-kube-proxy"]["file"]])["nftables"]
+    assert host["kube_proxy_sources"]["ipvs"]["status"] == "absent"
+    assert not [f for f in report["findings"] if f["code"] == "KUBE_PROXY_NOT_READ"]
+
+
+def test_kube_proxy_in_iptables_mode_is_named(pod_lab):
+    pod_lab.add_pods([{"name": "web-0", "labels": {"app": "web"}}])
+    with_gateway(pod_lab)
+    report, _raw = audit(pod_lab)
+    assert report["host"]["kube_proxy_mode"]["mode"] == "iptables"

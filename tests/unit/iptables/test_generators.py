@@ -3,17 +3,17 @@
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import summarize_capture
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_capture_rules import (
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
+from tests.rulegen.istio_capture_rules import (
     CaptureOptions,
     istio_capture_rules,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import (
+from tests.rulegen.kube_proxy_rules import (
     kube_proxy_rules,
     rule_count,
     synthetic_services,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
 
 ROUND_TRIP = [
     {},

@@ -1,5 +1,9 @@
 """Reading rules from a saved file, and the errors for sources that do not exist (no root needed)."""
 
+import os
+import shutil
+import subprocess
+
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import ParseError, SourceError
@@ -29,6 +33,13 @@ def test_src_file_with_both_families(tmp_path):
         ({"src": "/nonexistent/dump.txt"}, "src /nonexistent/dump.txt: no such file"),
         ({"src": "/etc/hostname", "netns": "x"}, "cannot be combined with netns or pid"),
         ({"backend": "ebpf"}, "backend must be one of auto, nft, legacy"),
+        # An empty value would silently mean the host: refused, naming the option.
+        ({"netns": ""}, "netns: an empty value would read the host's own rules"),
+        ({"netns": "   "}, "netns: an empty value would read the host's own rules"),
+        ({"src": ""}, "src: an empty value would read the host's own rules"),
+        ({"src": "", "netns": "x"}, "src: an empty value"),
+        ({"pid": 0}, "pid 0: a process id is a positive number"),
+        ({"pid": -1}, "pid -1: a process id is a positive number"),
     ],
 )
 def test_bad_sources_are_named(kwargs, message):
@@ -47,3 +58,26 @@ def test_truncated_file_names_file_and_line(tmp_path):
     path.write_text(text[: text.index("COMMIT")])
     with pytest.raises(ParseError, match=rf"^{path} line \d+: truncated dump: table 'nat' opened at line 2"):
         read_rules(src=str(path))
+
+
+def test_a_process_the_user_may_not_read_says_permission_not_missing():
+    # As nobody, /proc/1/ns/net exists but cannot be read: the message must say permission.
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to switch to an unprivileged uid")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import namespace_path\n"
+        "from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import SourceError\n"
+        "try:\n    namespace_path(pid=1)\nexcept SourceError as e:\n    print(e)"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3"]
+    out = subprocess.run(
+        [*unprivileged, "-c", code, os.path.join(repo, "collections")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
+    assert "process 1: permission denied on /proc/1/ns/net" in out.stdout, out
+    assert "become: true" in out.stdout

@@ -197,7 +197,7 @@ COMMIT
 
 def test_kube_services_index_gives_the_same_answer_as_a_scan():
     from ansible_collections.meshops.istio.plugins.module_utils.iptables import tracer as tracer_module
-    from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy_rules import (
+    from tests.rulegen.kube_proxy_rules import (
         kube_proxy_rules,
         synthetic_services,
     )
@@ -237,3 +237,34 @@ COMMIT
     ]
     assert result["verdict"]["action"] == "MULTIPLE"
     assert all("nth" in a["reason"] for b in result["branches"] for a in b["assumptions"] if "reason" in a)
+
+
+@pytest.mark.parametrize("jumps", [300, 3000])
+def test_many_jumps_in_one_chain_do_not_recurse(jumps):
+    # The kernel accepts thousands of jumps in one chain; each one that returns must not cost a
+    # Python stack frame (a RecursionError used to fail the whole node's audit).
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":SUB - [0:0]"]
+    lines += ["-A INPUT -p tcp -j SUB"] * jumps
+    lines += ["-A INPUT -p tcp --dport 80 -j DROP", "-A SUB -p udp -j ACCEPT", "COMMIT", ""]
+    ruleset = parse_dump("\n".join(lines), source="many-jumps")
+    packet = {"name": "p", "hook": "prerouting", "protocol": "tcp", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80}
+    result = Tracer(ruleset, local_addresses=["10.0.0.2"]).trace(packet)
+    assert result["verdict"]["action"] == "DROP"
+    assert len(result["steps"]) == jumps + 1
+
+
+def test_probability_branches_inside_many_jumps_keep_rule_order():
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":SVC - [0:0]", ":NOOP - [0:0]"]
+    lines += ["-A PREROUTING -j NOOP"] * 500
+    lines += [
+        "-A PREROUTING -p tcp -j SVC",
+        "-A SVC -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.1.0.1:80",
+        "-A SVC -j DNAT --to-destination 10.1.0.2:80",
+        "COMMIT",
+        "",
+    ]
+    ruleset = parse_dump("\n".join(lines), source="branches")
+    packet = {"name": "p", "hook": "prerouting", "protocol": "tcp", "src": "10.0.0.9", "dst": "10.0.0.2", "dport": 80}
+    result = Tracer(ruleset, local_addresses=["10.0.0.2"]).trace(packet)
+    assert [b["verdict"]["to_destination"] for b in result["branches"]] == ["10.1.0.1:80", "10.1.0.2:80"]
+    assert [b["probability"] for b in result["branches"]] == [0.5, 0.5]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: network_audit_facts
+module: network_audit_info
 short_description: Audit a node's Istio sidecars and iptables rules (read-only)
 version_added: 0.1.0
 description:
@@ -35,6 +35,8 @@ description:
     that cannot be read is reported, and the audit of the rest goes on.
 author:
   - meshops.istio developers (@meshops)
+extends_documentation_fragment:
+  - meshops.istio.capture_expected
 options:
   proxy_uids:
     description:
@@ -69,13 +71,6 @@ options:
       - Whether to ask C(crictl) and C(docker) (when present) for pod names and labels.
     type: bool
     default: true
-  expected:
-    description:
-      - What the capture should look like, passed to the engine's audit; a difference becomes an
-        C(EXPECTED_MISMATCH) finding. Keys as in M(meshops.istio.sidecar_iptables_audit)
-        (C(proxy_uid), C(inbound_port), C(outbound_port), C(excluded_inbound_ports), ...).
-    type: dict
-    default: {}
   known_pods:
     description:
       - Pods as the Kubernetes API lists them (C(ip) or C(ips), C(name), C(namespace), C(labels)),
@@ -109,7 +104,8 @@ options:
     elements: path
     default: []
   dump_timeout:
-    description: Seconds after which one C(iptables-*-save) run is abandoned.
+    description:
+      - Seconds after which one C(iptables-*-save) run is abandoned; above 0 and at most 3600.
     type: int
     default: 30
 attributes:
@@ -139,7 +135,7 @@ requirements:
 
 EXAMPLES = r"""
 - name: Audit the node
-  meshops.istio.network_audit_facts:
+  meshops.istio.network_audit_info:
   become: true
   register: audit
 
@@ -151,7 +147,7 @@ EXAMPLES = r"""
     label: "{{ item.display }}"
 
 - name: Audit with a custom proxy uid and confirm the traces with one real connection per pod
-  meshops.istio.network_audit_facts:
+  meshops.istio.network_audit_info:
     proxy_uids: [1337, 2000]
     probe: true
     expected:
@@ -210,7 +206,9 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 try:
+    from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import EXPECTED_SPEC
     from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import (
+        DEFAULTS,
         NodeAuditError,
         run_audit,
     )
@@ -219,20 +217,25 @@ except ImportError:  # pragma: no cover - reported by main()
 else:
     IMPORT_ERROR = None
 
-ARGUMENT_SPEC = dict(
-    proxy_uids=dict(type="list", elements="int", default=[1337]),
-    proxy_names=dict(type="list", elements="str", default=["envoy", "pilot-agent"]),
-    backends=dict(type="list", elements="str", choices=["nft", "legacy"], default=["nft", "legacy"]),
-    families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=["ipv4"]),
-    runtime_lookup=dict(type="bool", default=True),
-    expected=dict(type="dict", default={}),
-    known_pods=dict(type="list", elements="dict", default=[]),
-    probe=dict(type="bool", default=False),
-    probe_timeout=dict(type="float", default=2.0),
-    node_netns=dict(type="path"),
-    netns_include=dict(type="list", elements="path", default=[]),
-    dump_timeout=dict(type="int", default=30),
-)
+
+def _argument_spec():
+    # The defaults come from the audit's one source (module_utils/network_audit/options.py);
+    # DOCUMENTATION repeats them and ansible-test sanity checks that the two agree.
+    d = DEFAULTS
+    return dict(
+        proxy_uids=dict(type="list", elements="int", default=list(d["proxy_uids"])),
+        proxy_names=dict(type="list", elements="str", default=list(d["proxy_names"])),
+        backends=dict(type="list", elements="str", choices=["nft", "legacy"], default=list(d["backends"])),
+        families=dict(type="list", elements="str", choices=["ipv4", "ipv6"], default=list(d["families"])),
+        runtime_lookup=dict(type="bool", default=d["runtime_lookup"]),
+        expected=dict(type="dict", options=EXPECTED_SPEC),
+        known_pods=dict(type="list", elements="dict", default=list(d["known_pods"])),
+        probe=dict(type="bool", default=d["probe"]),
+        probe_timeout=dict(type="float", default=d["probe_timeout"]),
+        node_netns=dict(type="path"),
+        netns_include=dict(type="list", elements="path", default=list(d["netns_include"])),
+        dump_timeout=dict(type="int", default=d["dump_timeout"]),
+    )
 
 
 def run(module):
@@ -242,15 +245,21 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if IMPORT_ERROR:
-        module.fail_json(msg="cannot import the network audit module_utils", exception=IMPORT_ERROR)
+    if IMPORT_ERROR:  # the defaults live in module_utils: without them, only the error can be told
+        AnsibleModule(argument_spec={}, bypass_checks=True).fail_json(
+            msg="cannot import the network audit module_utils", exception=IMPORT_ERROR
+        )
+    module = AnsibleModule(argument_spec=_argument_spec(), supports_check_mode=True)
     try:
         module.exit_json(**run(module))
     except NodeAuditError as exc:
         module.fail_json(msg=str(exc), exception=traceback.format_exc())
     except Exception as exc:  # a bug must not hide behind a bare traceback
-        module.fail_json(msg=f"network audit failed: {exc}", exception=traceback.format_exc())
+        module.fail_json(
+            msg=f"internal error in meshops.istio's network audit ({type(exc).__name__}: {exc}); please report "
+            "it with the traceback shown at -vvv",
+            exception=traceback.format_exc(),
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Synthetic rule sets for the tests and benchmarks (test code, not shipped in the collection)."""

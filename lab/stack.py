@@ -106,17 +106,19 @@ def up(name, proxy_mode="iptables", nodes="real"):
 def _up_kwok(name, node_lab, cluster, proxy_mode):
     node_status = lab_nodes.up(node_lab, list(lab_nodes.DEFAULT_NODES))
     cluster.up(nodes_from_inventory(LAB_INVENTORY), node_lab.gateway, 0, [], 180.0, pod_prefix=node_lab.pod_prefix)
-    variables = _write_vars(name, cluster.kubeconfig_path(node_lab.gateway))
+    variables = _write_vars(name, cluster.kubeconfig_path(node_lab.gateway), "kwok")
     _record(name, {"proxy_mode": proxy_mode, "nodes_kind": "kwok"})
     return {"nodes": node_status["nodes"], "vars_file": str(lab_home(name) / "vars.yml"), **variables}
 
 
-def _write_vars(name, kubeconfig):
+def _write_vars(name, kubeconfig, nodes_kind):
     bundle = make_bundle()
     variables = {
         "istioctl_version": bundle.version,
         "istioctl_archive_src": str(bundle.archive),
         "lab_kubeconfig": str(kubeconfig),
+        # real: pods run (webhook injection, traffic); kwok: simulated (inventories/lab says what differs)
+        "lab_nodes": nodes_kind,
     }
     (lab_home(name) / "vars.yml").write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")
     return variables
@@ -177,7 +179,7 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
     _apply(kubeconfig, COREDNS)
     _wait_available(api, "kube-system", "coredns", 120.0, real)
     mark("CoreDNS available")
-    variables = _write_vars(name, kubeconfig)
+    variables = _write_vars(name, kubeconfig, "real")
     _record(name, {"proxy_mode": proxy_mode, "nodes_kind": "real", "timings": timings})
     _say(f"up in {time.monotonic() - t0:.1f}s; kubeconfig: {kubeconfig}")
     return {

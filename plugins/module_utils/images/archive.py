@@ -52,6 +52,7 @@ _CHUNK = 1 << 20
 _JSON_FILES = ("manifest.json", "index.json", "oci-layout")
 _SMALL_JSON = 4 << 20
 _END_MARKER = 1024
+_OTHER_COMPRESSION = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
 _HEX_NAME_RE = re.compile(r"(?:^|/)([a-f0-9]{64})(?:\.json)?$")
 _SHA256_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
 _CORRUPT_FIX = "the file is truncated or corrupt: copy or download it again and compare its sha256 with the source"
@@ -108,9 +109,23 @@ class _Contents:
         self.symlinks = {}
         self._scan()
 
+    def _open_mode(self):
+        # containerd reads plain and gzip (and zstd) archives; tarfile reads plain, gzip, bzip2
+        # and xz: accept what both read.
+        with open(self.path, "rb") as handle:
+            magic = handle.read(6)
+        if magic[:2] == b"\x1f\x8b":
+            return "r:gz"
+        for prefix, kind in _OTHER_COMPRESSION:
+            if magic.startswith(prefix):
+                raise ImageArchiveError(
+                    self.path, f"is compressed with {kind}", "decompress it, or compress it with gzip instead"
+                )
+        return "r:"
+
     def _scan(self):
         try:
-            with tarfile.open(self.path, mode="r:*") as tar:
+            with tarfile.open(self.path, mode=self._open_mode()) as tar:
                 for info in tar:
                     name = _normal(info.name)
                     if info.issym():
@@ -184,7 +199,7 @@ class _Contents:
 
     def uncompressed_sha256(self, name):
         """The sha256 of a member's content after gunzip (a docker-archive layer's diff_id)."""
-        with tarfile.open(self.path, mode="r:*") as tar:
+        with tarfile.open(self.path, mode=self._open_mode()) as tar:
             handle = tar.extractfile(tar.getmember(self._member_name(tar, name)))
             digest = hashlib.sha256()
             inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -280,6 +280,16 @@ def test_not_a_tar(tmp_path, content, words):
         read_archive(str(path))
 
 
+@pytest.mark.parametrize(("compress", "kind"), [("bz2", "bzip2"), ("lzma", "xz")])
+def test_compression_containerd_cannot_read(tmp_path, compress, kind):
+    docker_archive(tmp_path / "a.tar", ["app:1"])
+    module = __import__(compress)
+    path = tmp_path / "a.tar.x"
+    path.write_bytes(module.compress((tmp_path / "a.tar").read_bytes()))
+    with pytest.raises(ImageArchiveError, match=f"is compressed with {kind}; decompress it"):
+        read_archive(str(path))
+
+
 def test_tar_without_any_index(tmp_path):
     path = tmp_path / "x.tar"
     write_tar(path, {"README": b"hello"})

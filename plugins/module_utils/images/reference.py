@@ -44,7 +44,7 @@ def _split_domain(name):
 
 
 def _split_tag_digest(reference):
-    before, _, digest = reference.partition("@")
+    before, _at, digest = reference.partition("@")
     slash = before.rfind("/")
     colon = before.rfind(":")
     if colon > slash:

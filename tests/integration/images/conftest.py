@@ -113,7 +113,7 @@ class Containerd:
 
     def run(self, argv):
         """The runner module_utils expect: (rc, stdout, stderr)."""
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
 

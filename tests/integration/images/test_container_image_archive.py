@@ -25,7 +25,7 @@ def module(tmp_path, containerd, args, name="container_image_archive", check=Fal
     argv = ["ansible", "node1", "-m", f"meshops.istio.{name}", "-a", json.dumps(args)]
     argv += ["--check"] if check else []
     argv += ["--diff"] if diff else []
-    proc = subprocess.run(argv, env=ansible_env(tmp_path), capture_output=True, text=True)
+    proc = subprocess.run(argv, env=ansible_env(tmp_path), capture_output=True, text=True, check=False)
     try:
         output = json.loads(proc.stdout)
     except ValueError as e:

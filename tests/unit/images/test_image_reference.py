@@ -26,7 +26,7 @@ NORMALIZED = [
 ]
 
 
-@pytest.mark.parametrize(("given", "expected"), NORMALIZED, ids=[g for g, _ in NORMALIZED])
+@pytest.mark.parametrize(("given", "expected"), NORMALIZED, ids=[case[0] for case in NORMALIZED])
 def test_normalize(given, expected):
     assert normalize(given) == expected
 

@@ -28,7 +28,7 @@ options:
     description:
       - The archive on the node (a tar file, optionally gzip-compressed).
       - Required to import. With O(images) it is only read when something needs importing, or in
-        check mode when it exists; the role M(meshops.istio.images) copies it to the node only
+        check mode when it exists; the role C(meshops.istio.images) copies it to the node only
         then.
     type: path
   images:
@@ -70,7 +70,6 @@ notes:
   - Needs access to the containerd socket (usually root, C(become=true)).
 seealso:
   - module: meshops.istio.container_image_archive_info
-  - role: meshops.istio.images
 """
 
 EXAMPLES = r"""

@@ -19,7 +19,7 @@ description:
     config, the tar must be complete, and every image must carry a full name. A broken archive
     fails with a message that names it, the problem and the fix.
   - Optionally checks the sha256 of the whole file against O(sha256).
-  - Never changes anything. The role M(meshops.istio.images) runs it on the controller before it
+  - Never changes anything. The role C(meshops.istio.images) runs it on the controller before it
     copies an archive anywhere.
 author:
   - meshops.istio developers (@meshops)

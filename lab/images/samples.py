@@ -35,6 +35,8 @@ BOOKINFO_TAG = "1.20.3"  # what the module tree's samples/bookinfo/platform/kube
 # The roots: what every sample root has (CA certificates, curl for checks from inside, passwd for
 # the istio-proxy user the roots carry) and each service's runtime from Debian bookworm.
 SAMPLE_BASE = ("ca-certificates", "curl", "passwd")
+# gevent's greenlet is C++: libstdc++6 (not in the lab's shared root)
+PRODUCTPAGE_PACKAGES = (*SAMPLE_BASE, "python3", "libstdc++6")
 DETAILS_PACKAGES = (*SAMPLE_BASE, "ruby", "ruby-webrick")
 RATINGS_PACKAGES = (*SAMPLE_BASE, "nodejs")
 REVIEWS_PACKAGES = (*SAMPLE_BASE, "openjdk-17-jre-headless")
@@ -44,7 +46,7 @@ TOMCAT_PACKAGES = (
     *SAMPLE_BASE, "openjdk-17-jre-headless", "tomcat10", "systemd-standalone-sysusers", "systemd-standalone-tmpfiles"
 )  # fmt: skip
 
-# productpage runs on the shared root's python3 (bookworm: CPython 3.11); wheels for that.
+# productpage runs on Debian's python3 (bookworm: CPython 3.11); wheels for that.
 PYTHON_TARGET = ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--abi", "abi3",
                  "--abi", "none", "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
                  "--platform", "manylinux_2_28_x86_64", "--platform", "any"]  # fmt: skip
@@ -119,7 +121,7 @@ def _name(service: str) -> str:
     return f"{BOOKINFO_HUB}/examples-bookinfo-{service}:{BOOKINFO_TAG}"
 
 
-# ---- productpage: Python, its requirements.txt from PyPI into the shared root
+# ---- productpage: Python, its requirements.txt from PyPI, on Debian's python3
 
 
 def _requirement_blocks(text: str) -> dict[str, str]:
@@ -155,7 +157,7 @@ def _productpage_site(work: Path) -> Path:
 def _productpage_key() -> list[bytes]:
     src = bookinfo_src() / "productpage"
     return [
-        _root_key(catalog.ROOT_PACKAGES),
+        _root_key(PRODUCTPAGE_PACKAGES),
         (src / "requirements.txt").read_bytes(),
         (src / "productpage.py").read_bytes(),
         _tree_digest(src / "templates"),
@@ -184,7 +186,7 @@ def _make_productpage(work: Path):
         user="1000",
         workdir="/opt/microservices",
     )
-    return [catalog.debian_root(), site, app], config
+    return [catalog.debian_root(PRODUCTPAGE_PACKAGES), site, app], config
 
 
 # ---- details: Ruby, Debian's ruby and ruby-webrick (the Gemfile's one gem)

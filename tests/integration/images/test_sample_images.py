@@ -65,14 +65,14 @@ class Lab:
         self.containers[host] = ip.strip()
         return self.containers[host]
 
-    def get(self, host: str, port: int, path: str, timeout: float = 240) -> str:
+    def get(self, host: str, port: int, path: str, timeout: float = 300) -> str:
         """GET from a client container on the network until it answers 200 (services take a while
         to start, Open Liberty most); the body."""
         self.start("client", BOOKINFO.format("details-v1"), "sleep", "infinity")
         url = f"http://{self.containers[host]}:{port}{path}"
         deadline = time.monotonic() + timeout
         while True:
-            proc = podman("exec", f"{self.network}-client", "curl", "-sS", "-f", "-m", "20", url, check=False)
+            proc = podman("exec", f"{self.network}-client", "curl", "-sS", "-f", "-m", "60", url, check=False)
             if proc.returncode == 0:
                 return proc.stdout
             if time.monotonic() > deadline:
@@ -131,7 +131,9 @@ def test_productpage_shows_the_book_from_the_other_services(lab):
     # productpage calls "reviews": here reviews v3 under that name (red stars from ratings)
     lab.start("reviews", BOOKINFO.format("reviews-v3"))
     lab.start("productpage", BOOKINFO.format("productpage-v1"))
-    page = lab.get("productpage", 9080, "/productpage")
+    for host, path in (("details", "/details/0"), ("ratings", "/ratings/0"), ("reviews", "/reviews/0")):
+        lab.get(host, 9080, path)  # all up, so that the page has everything at once
+    page = lab.get("productpage", 9080, "/productpage", timeout=420)
     assert "<title>Simple Bookstore App</title>" in page
     assert "William Shakespeare" in page  # from details
     assert "An extremely entertaining play by Shakespeare" in page  # from reviews

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.cluster import build as labbuild
@@ -53,7 +54,10 @@ PYTHON_TARGET = ["--python-version", "3.11", "--implementation", "cp", "--abi", 
 # requirements.txt pins these with hashes of their sdists only: no wheel exists on the index, so
 # they are downloaded as sdists (hash-checked) and made into wheels here (all pure Python)
 PRODUCTPAGE_SDIST_ONLY = ("flask-bootstrap", "json2html", "visitor")
-SITE_PACKAGES = "/usr/local/lib/python3.11/dist-packages"  # on Debian's sys.path, outside dpkg's
+SITE_PACKAGES = "/usr/local/lib/python3.11/dist-packages"
+# upstream's CMD, gunicorn run as a module of Debian's python3 (no console scripts in the image)
+PRODUCTPAGE_CMD = ["python3", "-m", "gunicorn", "-b", "[::]:9080", "productpage:app", "-w", "8", "--keep-alive", "2",
+                   "-k", "gevent"]  # fmt: skip  # on Debian's sys.path, outside dpkg's
 
 LIBERTY = "/opt/ol/wlp"  # where upstream's Open Liberty image has it
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
@@ -111,6 +115,11 @@ def _tool_version(cmd: list[str]) -> bytes:
         raise LabError(f"{cmd[0]} is not installed; it builds a sample image", component="images")
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return (out.stdout + out.stderr).strip().splitlines()[0].encode()
+
+
+def _recipe(parts: Callable[[], list[bytes]]) -> Callable[[], list[bytes]]:
+    """``parts`` and this file: a change of a recipe (command, environment, files) rebuilds."""
+    return lambda: [*parts(), hashlib.sha256(Path(__file__).read_bytes()).hexdigest().encode()]
 
 
 def _root_key(packages: tuple[str, ...]) -> bytes:
@@ -179,9 +188,7 @@ def _make_productpage(work: Path):
         ]
     )
     config = archive.ImageConfig(
-        # upstream's CMD, gunicorn run as a module of Debian's python3
-        cmd=["python3", "-m", "gunicorn", "-b", "[::]:9080", "productpage:app", "-w", "8", "--keep-alive", "2",
-             "-k", "gevent"],  # fmt: skip
+        cmd=PRODUCTPAGE_CMD,
         env=[f"PATH={archive.DEFAULT_PATH}", "FLOOD_FACTOR=0"],
         user="1000",
         workdir="/opt/microservices",
@@ -387,30 +394,35 @@ def _make_tomcat(work: Path):
 def sample_images() -> list[Image]:
     """The samples' images, by the names Bookinfo's YAML and the samples role use."""
     src = "from samples/bookinfo/src of the lab's istio module"
-    reviews_about = "Bookinfo reviews {v} ({what}): the WAR built with Maven " + src + ", on Open Liberty 24.0.0.12 " \
+    reviews_about = "Bookinfo reviews {v} ({w}): the WAR built with Maven " + src + ", on Open Liberty 24.0.0.12 " \
         "(Maven Central) and Debian's OpenJDK 17"  # fmt: skip
     return [
         Image(
             _name("productpage-v1"),
-            _productpage_key,
+            _recipe(_productpage_key),
             _make_productpage,
             f"Bookinfo productpage {src}: Debian's python3 (3.11), requirements.txt's pins from PyPI, gunicorn",
         ),
         Image(
             _name("details-v1"),
-            _details_key,
+            _recipe(_details_key),
             _make_details,
             f"Bookinfo details {src}: Debian's ruby and ruby-webrick (RubyGems is not reachable)",
         ),
         Image(
             _name("ratings-v1"),
-            _ratings_key,
+            _recipe(_ratings_key),
             _make_ratings,
             f"Bookinfo ratings {src}: Debian's nodejs, npm packages of lab/images/samples/ratings/package-lock.json",
         ),
         *(
-            Image(_name(f"reviews-{v}"), _reviews_key, _make_reviews(v, ratings, color), reviews_about.format(v=v, what=what))
-            for v, ratings, color, what in (
+            Image(
+                _name(f"reviews-{v}"),
+                _recipe(_reviews_key),
+                _make_reviews(v, ratings, color),
+                reviews_about.format(v=v, w=w),
+            )
+            for v, ratings, color, w in (
                 ("v1", False, "black", "no ratings"),
                 ("v2", True, "black", "black stars"),
                 ("v3", True, "red", "red stars"),
@@ -418,14 +430,14 @@ def sample_images() -> list[Image]:
         ),
         Image(
             "docker.io/library/nginx:1.14-alpine",
-            lambda: [_root_key(NGINX_PACKAGES), NGINX_SITE],
+            _recipe(lambda: [_root_key(NGINX_PACKAGES)]),
             _make_nginx,
             "stand-in for the tutorial's nginx:1.14-alpine: Debian's nginx 1.22 with upstream's default site "
             "(port 80, 'Welcome to nginx!')",
         ),
         Image(
             "docker.io/kubeguide/tomcat-app:v1",
-            lambda: [_root_key(TOMCAT_PACKAGES)],
+            _recipe(lambda: [_root_key(TOMCAT_PACKAGES)]),
             _make_tomcat,
             "stand-in for the tutorial's kubeguide/tomcat-app:v1: Debian's Tomcat 10 and OpenJDK 17, "
             "its default ROOT page on 8080",

@@ -60,7 +60,9 @@ class Lab:
         hosts = [f"--add-host={h}:{ip}" for h, ip in self.containers.items()]
         envs = [f"--env={k}={v}" for k, v in (env or {}).items()]
         container = f"{self.network}-{host}"
-        podman("run", "-d", "--name", container, "--hostname", host, "--network", self.network, *hosts, *envs, name, *args)
+        podman(
+            "run", "-d", "--name", container, "--hostname", host, "--network", self.network, *hosts, *envs, name, *args
+        )
         ip = podman("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container).stdout
         self.containers[host] = ip.strip()
         return self.containers[host]

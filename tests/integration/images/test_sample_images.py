@@ -139,7 +139,7 @@ def test_productpage_shows_the_book_from_the_other_services(lab):
     assert "<title>Simple Bookstore App</title>" in page
     assert "William Shakespeare" in page  # from details
     assert "An extremely entertaining play by Shakespeare" in page  # from reviews
-    assert 'text-red-500' in page  # reviews v3 got the stars from ratings (template: text-<color>-500)
+    assert "text-red-500" in page  # reviews v3 got the stars from ratings (template: text-<color>-500)
     assert "Sorry, product details are currently unavailable" not in page
 
 

@@ -66,7 +66,7 @@ def _recorded(name):
         return {}
 
 
-def up(name, proxy_mode="iptables", nodes="real"):
+def up(name, proxy_mode="iptables", nodes="real", samples=False):
     """Bring the lab up. ``nodes="kwok"``: the node containers stay plain hosts for Ansible and the
     cluster's nodes are kwok's simulation (no pod runs); for what needs images the lab cannot
     build yet."""
@@ -90,7 +90,7 @@ def up(name, proxy_mode="iptables", nodes="real"):
         return _up_kwok(name, node_lab, cluster, proxy_mode)
     # before anything starts: binaries and images (built or from the cache), free pod CIDRs
     builds = labbuild.build_all(NODE_BUILDS)
-    images = catalog.build_all()
+    images = catalog.build_all(samples=samples)
     inventory_nodes = nodes_from_inventory(LAB_INVENTORY)
     cidrs = [f"{node_lab.pod_prefix}.{i + 1}.0/24" for i in range(len(inventory_nodes))]
     routes.check_free(cidrs)
@@ -163,7 +163,8 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
     for node in real:
         agents.wait_socket(node, ctr)
     mark("containerd running")
-    imported = agents.load_images(real, ctr, images, _say)
+    control_plane = [n.name for n in inventory_nodes if n.role == "control-plane"]
+    imported = agents.load_images(real, ctr, images, _say, control_plane)
     mark("images loaded")
     for node in real:
         agents.start_kubelet_and_proxy(node)
@@ -254,6 +255,9 @@ def main(argv=None):
         "--nodes", default="real", choices=("real", "kwok"), help="real Kubernetes nodes (default) or kwok's simulation"
     )
     parser.add_argument(
+        "--samples", action="store_true", help="also build and load the samples' images (Bookinfo, nginx, tomcat)"
+    )
+    parser.add_argument(
         "--proxy-mode",
         default="iptables",
         help=f"kube-proxy mode ({', '.join(kubenode.PROXY_MODES)}; default iptables)",
@@ -261,7 +265,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            result = up(args.lab, args.proxy_mode, args.nodes)
+            result = up(args.lab, args.proxy_mode, args.nodes, args.samples)
         elif args.command == "down":
             result = down(args.lab)
         else:

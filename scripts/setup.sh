@@ -49,8 +49,10 @@ setup_python() {
 }
 
 setup_node_image() {
-  log "node image"
+  log "node images (molecule's, and the lab's Kubernetes nodes')"
   "$REPO_ROOT/lab/nodeimage/build.sh"
+  MESHOPS_NODE_RECIPE="$REPO_ROOT/lab/nodeimage/kubenode.env" MESHOPS_NODE_IMAGE=localhost/meshops-kubenode:bookworm \
+    "$REPO_ROOT/lab/nodeimage/build.sh"
 }
 
 setup_lab() {

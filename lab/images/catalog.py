@@ -204,8 +204,22 @@ def _istio_key(binary: str) -> Callable[[], list[bytes]]:
 _IMAGES: dict[str, Image] = {}
 
 
-def images() -> dict[str, Image]:
-    """Every image the lab makes, by the name manifests use (Istio's tags need the istio module)."""
+# What a tainted control-plane node runs: the sandbox and the cluster DNS (which tolerates it).
+CONTROL_PLANE_IMAGES = ("registry.k8s.io/pause:3.10.2", "registry.k8s.io/coredns/coredns:v1.15.0")
+
+
+def images(samples: bool = True) -> dict[str, Image]:
+    """Every image the lab makes, by the name manifests use (Istio's tags need the istio module);
+    with ``samples`` also the samples' workloads (lab/images/samples.py)."""
+    base = _base_images()
+    if not samples:
+        return dict(base)
+    from lab.images.samples import sample_images  # it builds on this module
+
+    return {**base, **{i.name: i for i in sample_images()}}
+
+
+def _base_images() -> dict[str, Image]:
     if not _IMAGES:
         tag = istio_tag()
         for i in (
@@ -320,8 +334,8 @@ def build(name: str, echo: bool = True) -> Built:
     return Built(name, dest, image_id, key, dest.stat().st_size, seconds)
 
 
-def build_all(echo: bool = True) -> list[Built]:
-    return [build(n, echo=echo) for n in images()]
+def build_all(echo: bool = True, samples: bool = False) -> list[Built]:
+    return [build(n, echo=echo) for n in images(samples)]
 
 
 # ---- loading into the nodes' containerd

@@ -39,9 +39,13 @@ log() { printf 'nodeimage: %s\n' "$*" >&2; }
 
 # shellcheck source=recipe.env
 . "$RECIPE"
-# A recipe may source the base recipe next to this script and add to it: both shape the image.
-recipe_hash="$(cat "$HERE/recipe.env" "$RECIPE" | sha256sum | cut -d' ' -f1)"
-[ "$RECIPE" -ef "$HERE/recipe.env" ] && recipe_hash="$(sha256sum < "$RECIPE" | cut -d' ' -f1)"
+# A recipe may source the base recipe next to this script and add to it (kubenode.env): then both
+# shape the image and both are hashed.
+if grep -Eq '^\. .*/recipe\.env"?$' "$RECIPE"; then
+  recipe_hash="$(cat "$HERE/recipe.env" "$RECIPE" | sha256sum | cut -d' ' -f1)"
+else
+  recipe_hash="$(sha256sum < "$RECIPE" | cut -d' ' -f1)"
+fi
 if [ "$print" = hash ]; then
   echo "$recipe_hash"
   exit 0

@@ -129,10 +129,12 @@ def restart(node: RealNode, unit: str) -> None:
         raise _fail(node, unit, "did not restart")
 
 
-def load_images(nodes: list[RealNode], ctr: str, images: list[catalog.Built], echo) -> dict[str, list[str]]:
+def load_images(nodes: list[RealNode], ctr: str, images: list[catalog.Built], echo, control_plane=()):
+    """Import the images each node lacks; the control plane's nodes get only what runs there."""
     imported: dict[str, list[str]] = {}
     for node in nodes:
-        for image in images:
+        wanted = [i for i in images if i.name in catalog.CONTROL_PLANE_IMAGES or node.name not in control_plane]
+        for image in wanted:
             if catalog.load(node_exec(node.container), ctr, image, node.name, IMAGES_MOUNT):
                 imported.setdefault(node.name, []).append(image.name)
         if imported.get(node.name):

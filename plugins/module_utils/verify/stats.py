@@ -10,6 +10,8 @@ no more likely than the observed one); three or more use Pearson's chi-square te
 
 import math
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+
 _EPS = 1e-15
 _TINY = 1e-300
 _MAX_ITER = 100000
@@ -18,7 +20,7 @@ _MAX_ITER = 100000
 _RELATIVE_TOLERANCE = 1 + 1e-7
 
 
-class StatsError(ValueError):
+class StatsError(MeshopsError, ValueError):
     """Raised for inputs the tests cannot be computed on."""
 
 

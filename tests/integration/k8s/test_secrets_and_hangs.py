@@ -11,7 +11,6 @@ fresh tmpfs where ``/dev/log`` is a socket this test reads.
 """
 
 import base64
-import json
 import os
 import shutil
 import socket

@@ -117,8 +117,9 @@ options:
     elements: str
   request_timeout:
     description:
-      - Seconds each request to the Kubernetes API may take, connecting included. A server that accepts the
-        connection and does not answer fails the task after this time with a message naming the server.
+      - Seconds to connect to the Kubernetes API, and to wait for each answer, on every request (discovery
+        included). A server that accepts the connection and does not answer fails the task after this time
+        with a message naming the server.
       - Not a kubernetes.core option, so not part of the C(group/meshops.istio.k8s) defaults; set it per task
         or with C(module_defaults) for the module.
     type: float

@@ -200,13 +200,15 @@ def _configuration(auth):
 
 
 def _with_timeout(api_client, seconds):
-    """Every request of ``api_client`` (discovery included) gets ``seconds`` unless it sets its own."""
+    """Every request of ``api_client`` (discovery included) gets ``seconds`` to connect and to
+    wait for each answer, unless it sets its own. A (connect, read) pair: the kubernetes
+    library before 37 takes a single number only as an int."""
     rest = api_client.rest_client
     request = rest.request
 
     def request_with_timeout(*args, **kwargs):
         if not kwargs.get("_request_timeout"):
-            kwargs["_request_timeout"] = seconds
+            kwargs["_request_timeout"] = (seconds, seconds)
         return request(*args, **kwargs)
 
     rest.request = request_with_timeout

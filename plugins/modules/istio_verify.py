@@ -55,8 +55,8 @@ options:
   ingress:
     description:
       - Where the traffic checks send requests when they have no O(http.url) (etc.) of their own.
-      - Unset keys are discovered from the cluster like the seed does it - the hostIP of a running
-        C(istio=ingressgateway) pod and the node port of the gateway Service's C(http2) port.
+      - Unset keys are discovered from the cluster the way the tutorial's Bookinfo chapter does it - the
+        hostIP of a running C(istio=ingressgateway) pod and the node port of the gateway Service's C(http2) port.
     type: dict
     default: {}
     suboptions:

@@ -187,7 +187,7 @@ def check_sidecars(pods_by_namespace):
 
 
 def ingress_address(pods, service, port_name="http2"):
-    """(host, node port) of the ingress gateway, the seed's INGRESS_HOST / INGRESS_PORT:
+    """(host, node port) of the ingress gateway, the tutorial's INGRESS_HOST / INGRESS_PORT:
     the hostIP of a running gateway pod and the node port of the Service port ``port_name``."""
     name = f"{service['metadata'].get('namespace')}/{service['metadata']['name']}" if service else "ingress gateway"
     if service is None:

@@ -27,7 +27,7 @@ class SilentServer:
         self.sock.settimeout(0.2)
         while not self._stop.is_set():
             try:
-                connection, _ = self.sock.accept()
+                connection, _peer = self.sock.accept()
             except OSError:
                 continue
             self.accepted.append(connection)  # held open, never answered

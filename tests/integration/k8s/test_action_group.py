@@ -81,9 +81,13 @@ def test_one_module_defaults_entry_sets_the_cluster_for_both_collections(tmp_pat
             capture_output=True,
             text=True,
             timeout=300,
+            check=False,
         )
         tokens = {
-            value for _, _, headers in server.requests for name, value in headers if name.lower() == "authorization"
+            value
+            for _method, _path, headers in server.requests
+            for name, value in headers
+            if name.lower() == "authorization"
         }
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
     assert tokens == {"Bearer group-test"}

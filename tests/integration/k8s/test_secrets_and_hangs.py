@@ -212,6 +212,7 @@ def test_no_secret_in_output_or_syslog(tmp_path, secrets, server_kind):
             capture_output=True,
             text=True,
             timeout=300,
+            check=False,
         )
         elapsed = time.monotonic() - started
     output = completed.stdout + completed.stderr

@@ -13,13 +13,13 @@ scipy_stats = pytest.importorskip("scipy.stats")
 def random_cases(seed, count):
     rng = random.Random(seed)
     cases = []
-    for _ in range(count):
+    for _case in range(count):
         destinations = rng.randint(2, 6)
         weights = {f"d{i}": rng.choice([5, 10, 20, 25, 30, 50, 70]) for i in range(destinations)}
         total = rng.choice([10, 40, 100, 400, 1000])
         counts = dict.fromkeys(weights, 0)
         names = list(weights)
-        for _ in range(total):
+        for _request in range(total):
             # Sometimes follow the weights, sometimes a skewed split, so both outcomes occur.
             pick = rng.choices(names, weights=[weights[n] ** rng.choice([1, 1, 2]) for n in names])[0]
             counts[pick] += 1

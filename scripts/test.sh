@@ -29,6 +29,46 @@ source "$VENV/bin/activate"
 cd "$REPO_ROOT" || exit 1
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 
+# Managed nodes may run any Python from 3.9 to 3.13 (README, preflight_min_python_version); the
+# node-side code (modules, module_utils) is checked under each: ansible-test's compile and
+# import tests for every one, the node-side unit tests under the oldest and the newest.
+NODE_PYTHONS=(3.9 3.10 3.11 3.12 3.13)
+NODE_UNIT_PYTHONS=(3.9 3.13)
+NODE_UNIT_TESTS=(tests/unit/injection tests/unit/iptables tests/unit/k8s tests/unit/mesh tests/unit/network_audit
+  tests/unit/preflight tests/unit/verify)
+
+find_python() { # X.Y -> path of a working pythonX.Y (pyenv's versions first), or nothing
+  local version="$1" candidate
+  for candidate in "$(pyenv root 2>/dev/null)"/versions/"$version".*/bin/python"$version" "$(command -v "python$version")"; do
+    [[ -x "$candidate" ]] && "$candidate" -c '' 2>/dev/null && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+# A directory of pythonX.Y links for ansible-test (a pyenv shim of a version that is not
+# selected refuses to run).
+node_python_path() {
+  local dir version exe
+  dir="$(mktemp -d)"
+  for version in "${NODE_PYTHONS[@]}"; do
+    exe="$(find_python "$version")" && ln -s "$exe" "$dir/python$version"
+  done
+  echo "$dir"
+}
+
+node_unit_venv() { # X.Y -> python of a virtualenv with requirements-node-test.txt
+  local version="$1" exe venv stamp want
+  exe="$(find_python "$version")" || return 1
+  venv="$MESHOPS_HOME/venv-node-py$version"
+  stamp="$venv/.requirements.sha256"
+  want="$(sha256sum <"$REPO_ROOT/requirements-node-test.txt" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    "$exe" -m venv "$venv" >&2 && "$venv/bin/pip" install -q --disable-pip-version-check \
+      -r "$REPO_ROOT/requirements-node-test.txt" >&2 && echo "$want" >"$stamp" || return 1
+  fi
+  echo "$venv/bin/python"
+}
+
 declare -A tier_status=()
 passed=0 failed=0 skipped=0
 
@@ -37,8 +77,12 @@ record_gate() { # name rc
 }
 
 run_pytest() { # tier, pytest args...
-  local tier="$1"; shift
-  python -m pytest -p no:cacheprovider --junitxml="$RESULTS/$tier.xml" "$@"
+  run_pytest_with python "$@"
+}
+
+run_pytest_with() { # python, tier, pytest args...
+  local python="$1" tier="$2"; shift 2
+  "$python" -m pytest -p no:cacheprovider --junitxml="$RESULTS/$tier.xml" "$@"
   local rc=$?
   # exit code 5 means "no tests collected": a tier with no tests is reported, never a pass.
   if [[ $rc == 5 ]]; then tier_status[$tier]="NO TESTS"; failed=$((failed + 1)); return; fi
@@ -78,8 +122,22 @@ tier_sanity() {
   (cd "$tree/ansible_collections/meshops/istio" && git init -q && git add -A &&
     ansible-test sanity --python 3.11 --color no)
   local rc=$?
-  rm -rf "$tree"
   record_gate sanity $rc
+  # Every other Python the nodes may run: the version-specific tests (compile, import).
+  local pythons version
+  pythons="$(node_python_path)"
+  for version in "${NODE_PYTHONS[@]}"; do
+    [[ "$version" == 3.11 ]] && continue
+    if [[ ! -e "$pythons/python$version" ]]; then
+      echo "sanity: python$version not found (install it, e.g. pyenv install $version): not run" >&2
+      record_gate "sanity:python$version (not found)" 1
+      continue
+    fi
+    (cd "$tree/ansible_collections/meshops/istio" && PATH="$pythons:$PATH" \
+      ansible-test sanity --test compile --test import --python "$version" --color no)
+    record_gate "sanity:python$version" $?
+  done
+  rm -rf "$tree" "$pythons"
 }
 
 tier_build() {
@@ -96,7 +154,19 @@ tier_build() {
   record_gate build $rc
 }
 
-tier_unit() { run_pytest unit tests/unit; }
+tier_unit() {
+  run_pytest unit tests/unit
+  # The node-side unit tests under the oldest and the newest Python a node may run.
+  local version python
+  for version in "${NODE_UNIT_PYTHONS[@]}"; do
+    if ! python="$(node_unit_venv "$version")"; then
+      echo "unit: no Python $version virtualenv (python$version not found, or pip failed): not run" >&2
+      record_gate "unit:python$version (not run)" 1
+      continue
+    fi
+    run_pytest_with "$python" "unit:python$version" "${NODE_UNIT_TESTS[@]}"
+  done
+}
 
 tier_integration() { run_pytest integration tests/integration; }
 

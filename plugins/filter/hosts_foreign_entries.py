@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: hosts_foreign_entries
-short_description: Find hosts-file lines outside a managed block that map given names
+short_description: (internal) Find hosts-file lines outside a managed block that map given names
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.hosts_entries) role,
+    not a public interface; it may change or go in any release.
   - Reads the text of a hosts file and returns, in file order, every line outside the
     block written by M(ansible.builtin.blockinfile) with O(marker) that maps one of O(names).
   - Comment lines and text after C(#) are ignored; names compare case-insensitively.

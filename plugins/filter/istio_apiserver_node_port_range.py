@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_apiserver_node_port_range
-short_description: The --service-node-port-range flag of kube-apiserver static pods
+short_description: (internal) The --service-node-port-range flag of kube-apiserver static pods
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_ingress) role,
+    not a public interface; it may change or go in any release.
   - Reads the flag from the command and arguments of kube-apiserver pods (kubeadm clusters run
     it as a static pod in kube-system). Returns null when no pod carries it.
 options:

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_apply_drift
-short_description: Per-object differences from a kubernetes.core.k8s result
+short_description: (internal) Per-object differences from a kubernetes.core.k8s result
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_control_plane) and C(meshops.istio.istio_ingress) roles,
+    not a public interface; it may change or go in any release.
   - M(kubernetes.core.k8s) given a list of definitions returns each object's diff inside
     C(result.results), where C(--diff) output does not show it. This filter lists, for every
     object that changed (or would change in check mode), its kind, namespace/name and the

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_crds_not_established
-short_description: Say which CustomResourceDefinitions are missing or not Established
+short_description: (internal) Say which CustomResourceDefinitions are missing or not Established
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_control_plane) role,
+    not a public interface; it may change or go in any release.
   - Takes CustomResourceDefinition objects (for example the C(resources) of
     M(kubernetes.core.k8s_info)) and returns the names from O(wanted) that are missing or whose
     C(Established) condition is not C(True), sorted.

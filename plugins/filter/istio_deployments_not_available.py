@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_deployments_not_available
-short_description: Say which Deployments are not Available and fully rolled out
+short_description: (internal) Say which Deployments are not Available and fully rolled out
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_control_plane) role,
+    not a public interface; it may change or go in any release.
   - Takes Deployment objects (for example the C(resources) of M(kubernetes.core.k8s_info))
     and returns one readable line per Deployment that is not Available, not fully updated or
     not fully ready; with O(wanted), also one line per wanted Deployment that is missing.

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_ingress_facts
-short_description: INGRESS_HOST, INGRESS_PORT and the gateway host names, as facts
+short_description: (internal) INGRESS_HOST, INGRESS_PORT and the gateway host names, as facts
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_ingress) role,
+    not a public interface; it may change or go in any release.
   - Computes what the Bookinfo chapter reads by hand with kubectl, the hostIP of a Running
     gateway pod (or the InternalIP of a chosen node), the C(http2) and C(https) node ports, a
     URL, and the host names of the Gateways bound to the ingress gateway (wildcards dropped).

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_ingress_service_patch
-short_description: The server-side apply body that makes the gateway Service a NodePort
+short_description: (internal) The server-side apply body that makes the gateway Service a NodePort
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_ingress) role,
+    not a public interface; it may change or go in any release.
   - Returns a Service with only the fields this change owns, the type and, for each requested
     port name, the port entry (C(port), C(protocol), C(name)) with its C(nodePort).
 options:

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_manifest_plan
-short_description: Split an istioctl manifest into CRDs, namespaces and objects in apply order
+short_description: (internal) Split an istioctl manifest into CRDs, namespaces and objects in apply order
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_control_plane) role,
+    not a public interface; it may change or go in any release.
   - Takes the text printed by C(istioctl manifest generate) and returns the objects grouped
     for server-side apply (CRDs first) and for removal (reverse order).
   - Fails on text that is not a list of Kubernetes objects, or that holds an object twice.

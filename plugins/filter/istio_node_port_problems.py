@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_node_port_problems
-short_description: Check requested node ports against the NodePort range and other Services
+short_description: (internal) Check requested node ports against the NodePort range and other Services
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_ingress) role,
+    not a public interface; it may change or go in any release.
   - Returns one readable problem per requested port name whose node port is not a number, is
     outside the cluster's NodePort range, is used by another Service, is requested twice, or
     names no port of the Service. Empty when the request can be applied.

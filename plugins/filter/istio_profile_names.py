@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istio_profile_names
-short_description: Profile names from the output of istioctl profile list
+short_description: (internal) Profile names from the output of istioctl profile list
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_control_plane) role,
+    not a public interface; it may change or go in any release.
   - Returns the indented names listed under the heading of C(istioctl profile list).
 options:
   _input:

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: istioctl_set_args
-short_description: Turn a mapping into istioctl --set arguments
+short_description: (internal) Turn a mapping into istioctl --set arguments
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.istio_control_plane) role,
+    not a public interface; it may change or go in any release.
   - Returns C(["--set", "key=value", ...]) in key order, with booleans written as
     C(true)/C(false). Structured values are refused (use an IstioOperator overlay for them).
 options:

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: network_audit_known_pod
-short_description: Reduce a Pod from the Kubernetes API to what the network audit needs
+short_description: (internal) Reduce a Pod from the Kubernetes API to what the network audit needs
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.network_audit) role,
+    not a public interface; it may change or go in any release.
   - Takes one Pod as M(kubernetes.core.k8s_info) returns it and keeps its addresses, name,
     namespace and labels, the shape of the O(meshops.istio.network_audit_info#module:known_pods)
     option.

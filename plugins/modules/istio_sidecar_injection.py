@@ -23,19 +23,20 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - meshops.istio.k8s_auth
+  - meshops.istio.attributes
+  - meshops.istio.attributes.k8s_action_group
 attributes:
   check_mode:
     support: full
-    description: Predicts label changes, restarts and applies (with a server-side dry run) without changing anything.
+    details: Predicts label changes, restarts and applies (with a server-side dry run) without changing anything.
   diff_mode:
     support: full
-    description:
+    details:
       - Namespace mode shows the labels before and after and the workloads restarted.
       - Manifest mode shows the live objects and the objects the apply would store.
   platform:
     support: full
-    platforms: posix
-    description: Runs where the Kubernetes API is reachable (the C(istio_controller) host).
+    details: Runs where the Kubernetes API is reachable (the C(istio_controller) host).
 options:
   mode:
     description: Namespace (automatic) or manifest (manual) injection.
@@ -199,55 +200,35 @@ istioctl_version:
   type: str
 """
 
-import traceback
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshops.istio.plugins.module_utils.injection.common import InjectionError
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
 from ansible_collections.meshops.istio.plugins.module_utils.injection.manifest import HAS_YAML, YAML_IMPORT_ERROR
 from ansible_collections.meshops.istio.plugins.module_utils.injection.runner import InjectionRunner
-from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    K8S_AUTH_ARGSPEC,
-    KUBERNETES_IMPORT_ERROR,
-    K8sError,
-)
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.module import k8s_module
+
+MODULE_OPTIONS = {
+    "mode": {"type": "str", "required": True, "choices": ["namespace", "manifest"]},
+    "namespaces": {"type": "list", "elements": "str", "default": []},
+    "state": {"type": "str", "choices": ["enabled", "disabled"], "default": "enabled"},
+    "revision": {"type": "str"},
+    "restart": {"type": "bool", "default": False},
+    "src": {"type": "path"},
+    "definition": {"type": "raw"},
+    "namespace": {"type": "str"},
+    "apply": {"type": "bool", "default": False},
+    "injector_config": {"type": "str", "choices": ["cluster", "files"], "default": "cluster"},
+    "inject_config_file": {"type": "path"},
+    "mesh_config_file": {"type": "path"},
+    "values_file": {"type": "path"},
+    "istio_namespace": {"type": "str", "default": "istio-system"},
+    "istioctl_path": {"type": "path"},
+    "check_version": {"type": "bool", "default": True},
+}
 
 
-def argument_spec():
-    spec = dict(K8S_AUTH_ARGSPEC)
-    spec.update(
-        mode={"type": "str", "required": True, "choices": ["namespace", "manifest"]},
-        namespaces={"type": "list", "elements": "str", "default": []},
-        state={"type": "str", "choices": ["enabled", "disabled"], "default": "enabled"},
-        revision={"type": "str"},
-        restart={"type": "bool", "default": False},
-        src={"type": "path"},
-        definition={"type": "raw"},
-        namespace={"type": "str"},
-        apply={"type": "bool", "default": False},
-        injector_config={"type": "str", "choices": ["cluster", "files"], "default": "cluster"},
-        inject_config_file={"type": "path"},
-        mesh_config_file={"type": "path"},
-        values_file={"type": "path"},
-        istio_namespace={"type": "str", "default": "istio-system"},
-        istioctl_path={"type": "path"},
-        check_version={"type": "bool", "default": True},
-    )
-    return spec
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=[("src", "definition")],
-        required_if=[
-            ("mode", "namespace", ("namespaces",)),
-            ("mode", "manifest", ("src", "definition"), True),
-            ("injector_config", "files", ("inject_config_file", "mesh_config_file")),
-        ],
-    )
+def run(module):
     params = module.params
     if params["mode"] == "namespace" and not params["namespaces"]:
         module.fail_json(msg="namespaces is empty: name the namespaces whose injection to set (mode: namespace)")
@@ -262,16 +243,27 @@ def main():
     def run_command(argv):
         return module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
 
-    try:
-        outcome = InjectionRunner(params, run_command=run_command, check_mode=module.check_mode).run()
-    except (InjectionError, K8sError) as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    outcome = InjectionRunner(params, run_command=run_command, check_mode=module.check_mode).run()
     for warning in outcome.pop("warnings"):
         module.warn(warning)
     diff = outcome.pop("diff")
     if module._diff and outcome["changed"]:
         outcome["diff"] = diff
-    module.exit_json(**outcome)
+    return outcome
+
+
+def main():
+    module = k8s_module(
+        MODULE_OPTIONS,
+        supports_check_mode=True,
+        mutually_exclusive=[("src", "definition")],
+        required_if=[
+            ("mode", "namespace", ("namespaces",)),
+            ("mode", "manifest", ("src", "definition"), True),
+            ("injector_config", "files", ("inject_config_file", "mesh_config_file")),
+        ],
+    )
+    module.exit_json(**run_module(module, lambda: run(module), "istio_sidecar_injection"))
 
 
 if __name__ == "__main__":

@@ -26,17 +26,16 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - meshops.istio.k8s_auth
+  - meshops.istio.attributes
+  - meshops.istio.attributes.info_module
+  - meshops.istio.attributes.k8s_action_group
 attributes:
   check_mode:
     support: full
-    description: The checks are read-only and run the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+    details: The checks are read-only and run the same way in check mode.
   platform:
     support: full
-    platforms: posix
-    description: Runs where the Kubernetes API (and, for the traffic checks, the ingress gateway) is reachable.
+    details: Runs where the Kubernetes API (and, for the traffic checks, the ingress gateway) is reachable.
 options:
   checks:
     description: The checks to run, in this order.
@@ -56,8 +55,8 @@ options:
   ingress:
     description:
       - Where the traffic checks send requests when they have no O(http.url) (etc.) of their own.
-      - Unset keys are discovered from the cluster like the seed does it - the hostIP of a running
-        C(istio=ingressgateway) pod and the node port of the gateway Service's C(http2) port.
+      - Unset keys are discovered from the cluster the way the tutorial's Bookinfo chapter does it - the
+        hostIP of a running C(istio=ingressgateway) pod and the node port of the gateway Service's C(http2) port.
     type: dict
     default: {}
     suboptions:
@@ -340,25 +339,18 @@ passed:
   type: bool
 """
 
-import traceback
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import (
-    HAS_KUBERNETES,
-    K8S_AUTH_ARGSPEC,
-    KUBERNETES_IMPORT_ERROR,
-    K8sError,
-)
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.module import k8s_module
 from ansible_collections.meshops.istio.plugins.module_utils.verify.runner import VerifyRunner
-from ansible_collections.meshops.istio.plugins.module_utils.verify.traffic import VerifyError
 
 CHECKS = ["control_plane", "sidecars", "http", "traffic_split", "versions_seen"]
 
 
-def argument_spec():
-    spec = dict(K8S_AUTH_ARGSPEC)
-    spec.update(
+def module_options():
+    return dict(
         checks={"type": "list", "elements": "str", "required": True, "choices": CHECKS},
         istio_namespace={"type": "str", "default": "istio-system"},
         istioctl_path={"type": "path"},
@@ -448,31 +440,31 @@ def argument_spec():
             },
         },
     )
-    return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        runner = VerifyRunner(module.params, run_command=_command_runner(module))
-        if runner.needs_cluster() and not HAS_KUBERNETES:
-            module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
-        if runner.needs_istioctl() and not module.params["istioctl_path"]:
-            module.params["istioctl_path"] = module.get_bin_path("istioctl", required=True)
-            runner.params["istioctl_path"] = module.params["istioctl_path"]
-        outcome = runner.run()
-    except (K8sError, VerifyError, LookupError, ValueError) as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+def run(module):
+    runner = VerifyRunner(module.params, run_command=_command_runner(module))
+    if runner.needs_cluster() and not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    if runner.needs_istioctl() and not module.params["istioctl_path"]:
+        module.params["istioctl_path"] = module.get_bin_path("istioctl", required=True)
+        runner.params["istioctl_path"] = module.params["istioctl_path"]
+    outcome = runner.run()
     for warning in outcome["warnings"]:
         module.warn(warning)
-    result = {
+    return {
         "changed": False,
         "report": outcome["results"],
         "failures": outcome["failures"],
         "passed": outcome["passed"],
     }
-    if not outcome["passed"]:
-        module.fail_json(msg="istio_verify failed: " + "; ".join(outcome["failures"]), **result)
+
+
+def main():
+    module = k8s_module(module_options(), supports_check_mode=True)
+    result = run_module(module, lambda: run(module), "istio_verify")
+    if not result["passed"]:
+        module.fail_json(msg="istio_verify failed: " + "; ".join(result["failures"]), **result)
     module.exit_json(**result)
 
 

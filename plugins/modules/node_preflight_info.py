@@ -59,18 +59,13 @@ options:
       - When V(false), RV(iptables.nat_table) and RV(iptables.extensions) are V(null).
     type: bool
     default: true
+extends_documentation_fragment:
+  - meshops.istio.attributes
+  - meshops.istio.attributes.info_module
 attributes:
-  check_mode:
-    description: Whether the module runs in check mode and predicts changes without making them.
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    description: Whether the module returns a diff of what it changed or would change.
-    support: none
   platform:
-    description: The systems the module runs on.
     support: full
-    platforms: posix
+    details: Linux nodes with iptables and util-linux.
 notes:
   - The probes need C(unshare) from util-linux and the kernel support of the tested extensions;
     on a node without kernel modules, only what is built in loads.
@@ -205,20 +200,21 @@ iptables:
 
 import os
 import platform
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
 from ansible_collections.meshops.istio.plugins.module_utils.preflight.checks import (
     EXTENSION_RULES,
     NodeProbe,
-    PreflightError,
+    check_min_python_version,
     evaluate,
 )
 
 
 def run(module):
     params = module.params
+    check_min_python_version(params["min_python_version"])
     environ = {"LANG": "C", "LC_ALL": "C"}
 
     def run_command(argv, data=None):
@@ -254,10 +250,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        report = run(module)
-    except PreflightError as exc:
-        module.fail_json(msg=f"node preflight could not run: {exc}", exception=traceback.format_exc())
+    report = run_module(module, lambda: run(module), "node_preflight_info")
     module.exit_json(changed=False, **report)
 
 

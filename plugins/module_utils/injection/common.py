@@ -1,6 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Facts about injected and injectable objects shared by the namespace and manifest modes."""
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+
 PROXY_CONTAINER = "istio-proxy"
 INIT_CONTAINERS = ("istio-init", "istio-validation")
 STATUS_ANNOTATION = "sidecar.istio.io/status"
@@ -24,7 +26,7 @@ INJECTABLE_KINDS = {
 RESTARTABLE_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 
-class InjectionError(ValueError):
+class InjectionError(MeshopsError, ValueError):
     """Input that cannot be injected, or an injection step that failed; the message names it."""
 
 

@@ -62,8 +62,15 @@ def resources_from_params(src=None, definition=None):
     if src:
         if not os.path.isfile(src):
             raise InjectionError(f"src {src} does not exist or is not a file")
-        with open(src, encoding="utf-8") as handle:
-            return load_documents(handle.read(), f"src {src}")
+        with open(src, "rb") as handle:
+            raw = handle.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InjectionError(
+                f"src {src} is not a text file (byte {exc.start} is not UTF-8); give a YAML manifest"
+            ) from exc
+        return load_documents(text, f"src {src}")
     if isinstance(definition, str):
         return load_documents(definition, "definition")
     if isinstance(definition, dict):

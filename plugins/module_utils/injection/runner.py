@@ -50,7 +50,7 @@ class InjectionRunner:
         if self._now:
             return self._now
         # timezone.utc, not datetime.UTC: managed hosts may run Python older than 3.11.
-        return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+        return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def run(self):
         if self.params["mode"] == "namespace":

@@ -1,11 +1,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one wrapper around the Kubernetes Python client for meshops.istio modules.
 
-* ``K8S_AUTH_ARGSPEC``: the connection options every cluster-facing module accepts (documented by
-  the ``meshops.istio.k8s_auth`` doc fragment); values left unset fall back to the ``K8S_AUTH_*``
-  environment variables, then to ``$KUBECONFIG`` / ``~/.kube/config`` (or the in-cluster
-  service account).
-* ``get_client(params)``: a cached ``K8sClient`` per distinct set of connection options.
+* ``auth_params(params)``: the connection options of ``k8s.args.K8S_AUTH_ARGSPEC`` (documented
+  by the ``meshops.istio.k8s_auth`` doc fragment); values left unset fall back to the
+  ``K8S_AUTH_*`` environment variables, then to ``$KUBECONFIG`` / ``~/.kube/config`` (or the
+  in-cluster service account).
+* ``get_client(params)``: a cached ``K8sClient`` per distinct set of connection options; every
+  request (discovery included) times out after ``request_timeout`` seconds with an error that
+  names the server.
 * ``K8sClient``: get/list/patch/apply/delete by apiVersion and kind through the dynamic client,
   raising ``K8sError`` / ``NotFoundError`` with the object named in the message.
 
@@ -18,6 +20,7 @@ import traceback
 
 try:
     import kubernetes
+    import urllib3
     from kubernetes.client import ApiClient, Configuration
     from kubernetes.client.rest import ApiException
     from kubernetes.config import kube_config
@@ -31,35 +34,45 @@ except ImportError:  # pragma: no cover - exercised on hosts without the library
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - the kubernetes library depends on PyYAML
+    yaml = None
+
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import (
+    DEFAULT_REQUEST_TIMEOUT,
+    K8S_AUTH_ARGSPEC,
+    K8S_PROXY_HEADERS_ARGSPEC,
+)
+
 FIELD_MANAGER = "meshops-istio"
 
-K8S_AUTH_ARGSPEC = {
-    "kubeconfig": {"type": "raw"},
-    "context": {"type": "str"},
-    "host": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
-    "client_cert": {"type": "path", "aliases": ["cert_file"]},
-    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False},
-}
-
+# Environment fallbacks, as kubernetes.core reads them (K8S_AUTH_<OPTION>, or the client's name).
 _ENV = {
-    "kubeconfig": "K8S_AUTH_KUBECONFIG",
-    "context": "K8S_AUTH_CONTEXT",
-    "host": "K8S_AUTH_HOST",
-    "api_key": "K8S_AUTH_API_KEY",
-    "validate_certs": "K8S_AUTH_VERIFY_SSL",
-    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
-    "client_cert": "K8S_AUTH_CERT_FILE",
-    "client_key": "K8S_AUTH_KEY_FILE",
+    "kubeconfig": ("K8S_AUTH_KUBECONFIG",),
+    "context": ("K8S_AUTH_CONTEXT",),
+    "host": ("K8S_AUTH_HOST",),
+    "api_key": ("K8S_AUTH_API_KEY",),
+    "username": ("K8S_AUTH_USERNAME",),
+    "password": ("K8S_AUTH_PASSWORD",),
+    "validate_certs": ("K8S_AUTH_VALIDATE_CERTS", "K8S_AUTH_VERIFY_SSL"),
+    "ca_cert": ("K8S_AUTH_CA_CERT", "K8S_AUTH_SSL_CA_CERT"),
+    "client_cert": ("K8S_AUTH_CLIENT_CERT", "K8S_AUTH_CERT_FILE"),
+    "client_key": ("K8S_AUTH_CLIENT_KEY", "K8S_AUTH_KEY_FILE"),
+    "proxy": ("K8S_AUTH_PROXY",),
+    "no_proxy": ("K8S_AUTH_NO_PROXY",),
+    "persist_config": ("K8S_AUTH_PERSIST_CONFIG",),
+    "impersonate_user": ("K8S_AUTH_IMPERSONATE_USER",),
+    "impersonate_groups": ("K8S_AUTH_IMPERSONATE_GROUPS",),
 }
+_BOOLEAN = ("validate_certs", "persist_config")
 
 _CLIENTS = {}
 
 
-class K8sError(Exception):
-    """An API call failed; the message names the object and the cause."""
+class K8sError(MeshopsError):
+    """An API call or the connection set-up failed; the message names the object or option and the cause."""
 
 
 class NotFoundError(K8sError):
@@ -71,21 +84,84 @@ def auth_params(params):
     resolved = {}
     for name in K8S_AUTH_ARGSPEC:
         value = params.get(name)
-        if value is None and os.environ.get(_ENV[name]):
-            value = os.environ[_ENV[name]]
-            if name == "validate_certs":
-                value = value.lower() in ("1", "true", "yes", "on")
+        for variable in _ENV.get(name, ()):
+            if value is None and os.environ.get(variable):
+                value = os.environ[variable]
+                if name in _BOOLEAN:
+                    value = value.lower() not in ("0", "false", "no", "off")
+                elif name == "impersonate_groups":
+                    value = [group for group in value.split(",") if group]
         resolved[name] = value
+    if resolved.get("proxy_headers") is None:
+        headers = {
+            key: os.environ["K8S_AUTH_PROXY_HEADERS_" + key.upper()]
+            for key in K8S_PROXY_HEADERS_ARGSPEC
+            if os.environ.get("K8S_AUTH_PROXY_HEADERS_" + key.upper())
+        }
+        resolved["proxy_headers"] = headers or None
+    resolved["request_timeout"] = params.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT
     return resolved
+
+
+def read_kubeconfig_file(path):
+    """The kubeconfig file at ``path`` as a mapping; a clear error when it is not one."""
+    if not os.path.exists(path):
+        raise K8sError(f"kubeconfig {path} does not exist; set kubeconfig to the path of the cluster's kubeconfig file")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise K8sError(f"kubeconfig {path} cannot be read ({exc.strerror}); check its permissions") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise K8sError(
+            f"kubeconfig {path} is not a text file (byte {exc.start} is not UTF-8); "
+            "set kubeconfig to a kubeconfig file (YAML)"
+        ) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise K8sError(
+            f"kubeconfig {path} is not valid YAML{where}; set kubeconfig to a kubeconfig file (like ~/.kube/config)"
+        ) from exc
+    return check_kubeconfig_mapping(data, f"kubeconfig {path}")
+
+
+def check_kubeconfig_mapping(data, what="kubeconfig"):
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise K8sError(
+            f"{what} is {kind}, not a mapping with clusters, contexts and users; "
+            "give a kubeconfig file's path or its content as a mapping"
+        )
+    return data
+
+
+def _check_kubeconfig_option(kubeconfig):
+    if kubeconfig is None or isinstance(kubeconfig, dict):
+        return
+    if isinstance(kubeconfig, str):
+        if "\n" in kubeconfig.strip():
+            raise K8sError(
+                "kubeconfig is text with several lines (content, not a path; not shown): give the path of a "
+                "kubeconfig file, or the content as a mapping (e.g. \"{{ lookup('file', path) | from_yaml }}\")"
+            )
+        return
+    check_kubeconfig_mapping(kubeconfig)
 
 
 def _configuration(auth):
     configuration = Configuration()
     kubeconfig = auth.get("kubeconfig")
+    _check_kubeconfig_option(kubeconfig)
+    loader = {"context": auth.get("context"), "client_configuration": configuration}
+    if auth.get("persist_config") is not None:
+        loader["persist_config"] = auth["persist_config"]
     if isinstance(kubeconfig, dict):
-        kube_config.load_kube_config_from_dict(
-            kubeconfig, context=auth.get("context"), client_configuration=configuration
-        )
+        kube_config.load_kube_config_from_dict(kubeconfig, **loader)
     elif kubeconfig or not auth.get("host"):
         path = os.path.expanduser(kubeconfig) if kubeconfig else None
         if (
@@ -95,21 +171,83 @@ def _configuration(auth):
         ):
             kubernetes.config.load_incluster_config(client_configuration=configuration)
         else:
-            if path and not os.path.exists(path):
-                raise K8sError(f"kubeconfig {path} does not exist; set kubeconfig to the cluster's kubeconfig file")
-            kube_config.load_kube_config(
-                config_file=path, context=auth.get("context"), client_configuration=configuration
-            )
+            if path:
+                read_kubeconfig_file(path)
+            kube_config.load_kube_config(config_file=path, **loader)
     if auth.get("host"):
-        configuration.host = auth["host"]
+        configuration.host = auth["host"].rstrip("/")
     if auth.get("api_key"):
         configuration.api_key = {"authorization": "Bearer " + auth["api_key"]}
-    if auth.get("validate_certs") is not None:
-        configuration.verify_ssl = auth["validate_certs"]
-    for option, attribute in (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file")):
-        if auth.get(option):
+    for option, attribute in (
+        ("validate_certs", "verify_ssl"),
+        ("ca_cert", "ssl_ca_cert"),
+        ("client_cert", "cert_file"),
+        ("client_key", "key_file"),
+        ("username", "username"),
+        ("password", "password"),
+        ("proxy", "proxy"),
+        ("no_proxy", "no_proxy"),
+    ):
+        if auth.get(option) is not None:
             setattr(configuration, attribute, auth[option])
+    if auth.get("proxy_headers"):
+        headers = {key: value for key, value in auth["proxy_headers"].items() if value is not None}
+        configuration.proxy_headers = urllib3.util.make_headers(**headers)
+    # One attempt per request: a server that accepts and never answers fails after one timeout,
+    # not after urllib3's default three retries of it.
+    configuration.retries = urllib3.util.Retry(total=1, read=0, redirect=0)
     return configuration
+
+
+def _with_timeout(api_client, seconds):
+    """Every request of ``api_client`` (discovery included) gets ``seconds`` to connect and to
+    wait for each answer, unless it sets its own. A (connect, read) pair: the kubernetes
+    library before 37 takes a single number only as an int."""
+    rest = api_client.rest_client
+    request = rest.request
+
+    def request_with_timeout(*args, **kwargs):
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = (seconds, seconds)
+        return request(*args, **kwargs)
+
+    rest.request = request_with_timeout
+    return api_client
+
+
+def _api_client(configuration, auth):
+    api_client = _with_timeout(ApiClient(configuration), auth["request_timeout"])
+    if auth.get("impersonate_user"):
+        api_client.set_default_header("Impersonate-User", auth["impersonate_user"])
+    for group in auth.get("impersonate_groups") or []:
+        # The API server reads one Impersonate-Group header per group; distinct key objects
+        # let the header dict hold several (kubernetes.core does the same).
+        api_client.set_default_header(_RepeatedHeader("Impersonate-Group"), group)
+    return api_client
+
+
+class _RepeatedHeader(str):
+    """A header name that is a distinct dict key each time it is created."""
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+    def __ne__(self, other):
+        return self is not other
+
+
+def transport_error(host, timeout, exc):
+    """A K8sError naming the server for a request that got no answer."""
+    reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, (urllib3.exceptions.TimeoutError, TimeoutError)) or "timed out" in str(reason):
+        return K8sError(
+            f"the Kubernetes API at {host} did not answer within {timeout:g} s; check that the server is up and "
+            "reachable, or raise request_timeout"
+        )
+    return K8sError(f"cannot reach the Kubernetes API at {host}: {reason}")
 
 
 def get_client(params):
@@ -122,11 +260,15 @@ def get_client(params):
         try:
             configuration = _configuration(auth)
         except (kubernetes.config.ConfigException, OSError) as exc:
-            raise K8sError(f"cannot load the Kubernetes client configuration: {exc}") from exc
+            raise K8sError(f"cannot load the Kubernetes client configuration (kubeconfig, context): {exc}") from exc
+        timeout = auth["request_timeout"]
         try:
-            _CLIENTS[key] = K8sClient(DynamicClient(ApiClient(configuration)))
-        except Exception as exc:  # discovery: connection refused, TLS, 401 ...
-            raise K8sError(f"cannot reach the Kubernetes API at {configuration.host}: {exc}") from exc
+            dynamic = DynamicClient(_api_client(configuration, auth))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise transport_error(configuration.host, timeout, exc) from exc
+        except (DynamicApiError, ApiException) as exc:
+            raise K8sError(f"the Kubernetes API at {configuration.host} refused discovery: {_reason(exc)}") from exc
+        _CLIENTS[key] = K8sClient(dynamic, configuration.host, timeout)
     return _CLIENTS[key]
 
 
@@ -147,8 +289,10 @@ def _reason(exc):
 
 
 class K8sClient:
-    def __init__(self, dynamic):
+    def __init__(self, dynamic, host=None, timeout=DEFAULT_REQUEST_TIMEOUT):
         self.dynamic = dynamic
+        self.host = host
+        self.timeout = timeout
 
     def resource(self, api_version, kind):
         try:
@@ -157,6 +301,8 @@ class K8sClient:
             raise NotFoundError(
                 f"the cluster does not serve {kind} ({api_version}); is the CRD installed (Istio control plane)?"
             ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise transport_error(self.host, self.timeout, exc) from exc
 
     def _call(self, what, func, *args, **kwargs):
         try:
@@ -165,6 +311,8 @@ class K8sClient:
             raise NotFoundError(f"{what} not found") from exc
         except (DynamicApiError, ApiException) as exc:
             raise K8sError(f"{what}: {_reason(exc)}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise transport_error(self.host, self.timeout, exc) from exc
 
     def get(self, api_version, kind, name, namespace=None):
         """The object as a dict, or None when it does not exist."""
@@ -218,4 +366,7 @@ class K8sClient:
         return self._call(_describe(kind, name, namespace), resource.delete, name=name, namespace=namespace)
 
     def version(self):
-        return self.dynamic.version
+        try:
+            return self.dynamic.version
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise transport_error(self.host, self.timeout, exc) from exc

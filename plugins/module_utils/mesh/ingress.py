@@ -10,11 +10,13 @@ No Ansible imports: the filter plugins call these, and the unit tests import the
 
 import ipaddress
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 RANGE_FLAG = "--service-node-port-range"
 
 
-class IngressError(ValueError):
+class IngressError(MeshopsError, ValueError):
     """Input that cannot be turned into a valid Service change."""
 
 

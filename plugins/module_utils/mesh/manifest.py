@@ -8,6 +8,8 @@ Deployments are not Available yet.
 No Ansible imports: the filter plugins call these, and the unit tests import them directly.
 """
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+
 try:
     import yaml
 except ImportError:  # only the controller-side filters use this module; PyYAML is there
@@ -37,7 +39,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 
 
-class ManifestError(ValueError):
+class ManifestError(MeshopsError, ValueError):
     """The manifest text is not a list of Kubernetes objects."""
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+
 BACKENDS = ("nft", "legacy")
 
 # A throwaway chain in the nat table; one restore per extension so that a failure names it.
@@ -50,8 +52,16 @@ _SAVE_CHAIN = re.compile(r"^:(\S+)\s+(\S+)")
 _SAVE_COUNTERS = re.compile(r"^\[\d+:\d+\]\s+")  # "[pkts:bytes] -A ..." from iptables-save -c
 
 
-class PreflightError(Exception):
+class PreflightError(MeshopsError):
     """The probe itself could not run (as opposed to a node that lacks something)."""
+
+
+def check_min_python_version(text):
+    """``min_python_version`` as a version tuple; refused, naming the option, when it is not one."""
+    try:
+        return parse_version(text)
+    except PreflightError as exc:
+        raise PreflightError(f"min_python_version {text!r} is not a dotted version number; give one like 3.9") from exc
 
 
 def parse_version(text):

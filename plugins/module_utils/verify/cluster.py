@@ -7,6 +7,8 @@ unit-tested on recorded objects and exercised against the lab cluster by the int
 
 import re
 
+from ansible_collections.meshops.istio.plugins.module_utils.verify.traffic import VerifyNotFound
+
 PROXY_CONTAINER = "istio-proxy"
 INIT_CONTAINERS = ("istio-init", "istio-validation")
 INJECT_OPT_OUT = "sidecar.istio.io/inject"
@@ -83,6 +85,8 @@ def check_control_plane(deployments, namespace, required, istioctl_version=None,
             failures.append(f"Deployment {namespace}/{name} is not Available ({reason})")
         elif ready < spec_replicas:
             failures.append(f"Deployment {namespace}/{name} has {ready}/{spec_replicas} replicas ready")
+    if not by_name:
+        failures.append(f"no Deployment in namespace {namespace}: is the Istio control plane installed there?")
     control_plane_version = states.get(revision_deployment, {}).get("version")
     if istioctl_version is not None:
         ours, theirs = major_minor(istioctl_version), major_minor(control_plane_version)
@@ -102,6 +106,7 @@ def check_control_plane(deployments, namespace, required, istioctl_version=None,
         deployments=states,
         istiod_version=control_plane_version,
         istioctl_version=istioctl_version,
+        observed=len(states),
         failures=failures,
         warnings=warnings,
         passed=not failures,
@@ -170,15 +175,23 @@ def check_sidecars(pods_by_namespace):
                 failures.append(f"pod {name} has no {' or '.join(INIT_CONTAINERS)} init container")
             if not state["all_ready"]:
                 failures.append(f"pod {name} is READY {state['ready']}, not all containers ready")
-    return _result("sidecars", pods=report, skipped=skipped, failures=failures, passed=not failures)
+    if not report and not failures:
+        failures.append(
+            "no running pod was checked in "
+            + ", ".join(sorted(pods_by_namespace))
+            + (f" (skipped: {'; '.join(skipped)})" if skipped else "")
+        )
+    return _result(
+        "sidecars", pods=report, skipped=skipped, observed=len(report), failures=failures, passed=not failures
+    )
 
 
 def ingress_address(pods, service, port_name="http2"):
-    """(host, node port) of the ingress gateway, the seed's INGRESS_HOST / INGRESS_PORT:
+    """(host, node port) of the ingress gateway, the tutorial's INGRESS_HOST / INGRESS_PORT:
     the hostIP of a running gateway pod and the node port of the Service port ``port_name``."""
     name = f"{service['metadata'].get('namespace')}/{service['metadata']['name']}" if service else "ingress gateway"
     if service is None:
-        raise LookupError(
+        raise VerifyNotFound(
             "Service istio-system/istio-ingressgateway not found; install the ingress gateway or give url"
         )
     node_port = None
@@ -186,7 +199,7 @@ def ingress_address(pods, service, port_name="http2"):
         if port.get("name") == port_name:
             node_port = port.get("nodePort")
     if not node_port:
-        raise LookupError(
+        raise VerifyNotFound(
             f"Service {name} has no node port on its {port_name!r} port (type "
             f"{(service.get('spec') or {}).get('type')}); expose it as NodePort or give url"
         )
@@ -194,4 +207,4 @@ def ingress_address(pods, service, port_name="http2"):
         status = pod.get("status") or {}
         if status.get("phase") == "Running" and status.get("hostIP"):
             return status["hostIP"], node_port
-    raise LookupError(f"no running ingress gateway pod with a hostIP for {name}")
+    raise VerifyNotFound(f"no running ingress gateway pod with a hostIP for {name}")

@@ -25,6 +25,64 @@ def istioctl_client_version(istioctl, run_command):
         return out.strip().splitlines()[-1] if out.strip() else None
 
 
+# (check, option, smallest accepted value, whether the smallest is excluded, what to give)
+_LIMITS = (
+    ("http", "retries", 0, False, "0 for one attempt, or the number of attempts after the first"),
+    ("http", "timeout", 0, True, "the seconds one request may take, e.g. 5"),
+    ("http", "delay", 0, False, "the seconds between attempts, e.g. 2"),
+    ("traffic_split", "requests", 1, False, "the number of requests to send, e.g. 400"),
+    ("traffic_split", "timeout", 0, True, "the seconds one request may take, e.g. 5"),
+    ("versions_seen", "max_requests", 1, False, "the most requests to send, e.g. 100"),
+    ("versions_seen", "timeout_seconds", 0, True, "the seconds to keep trying, e.g. 60"),
+    ("versions_seen", "timeout", 0, True, "the seconds one request may take, e.g. 5"),
+)
+
+
+def count_problems(params):
+    """Messages for counts and durations that cannot be meant (negative, zero where it means "never")."""
+    problems = []
+    checks = params["checks"]
+    for check, option, smallest, excluded, hint in _LIMITS:
+        if check not in checks:
+            continue
+        value = (params.get(check) or {}).get(option)
+        if value is None:
+            continue
+        if value < smallest or (excluded and value == smallest):
+            bound = f"more than {smallest}" if excluded else f"at least {smallest}"
+            problems.append(f"{check}.{option} is {value:g}: it must be {bound}; give {hint}")
+    if "http" in checks:
+        bad = [code for code in params["http"]["status"] if not 100 <= code <= 599]
+        if bad or not params["http"]["status"]:
+            problems.append(f"http.status {params['http']['status']} must list HTTP status codes (100-599), e.g. [200]")
+    if "versions_seen" in checks and not params["versions_seen"]["versions"]:
+        problems.append("versions_seen.versions is empty: give each version a name and a pattern its responses match")
+    if "traffic_split" in checks:
+        negative = [d["name"] for d in params["traffic_split"]["destinations"] if (d.get("weight") or 0) < 0]
+        if negative:
+            problems.append(f"traffic_split.destinations {negative} have a negative weight: give weights of 0 to 100")
+    port = (params.get("ingress") or {}).get("port")
+    if port is not None and not 1 <= port <= 65535:
+        problems.append(f"ingress.port {port} is not a port number (1-65535)")
+    timeout = params.get("request_timeout")
+    if timeout is not None and timeout <= 0:
+        problems.append(f"request_timeout is {timeout:g}: give the seconds an API request may take, e.g. 30")
+    return problems
+
+
+def require_evidence(result):
+    """A check passes only on what it observed: no observation, or a result that failed without
+    saying why, is a failure with a reason, never a pass."""
+    if not result.get("observed"):
+        result["failures"].append(
+            "the check made no observation (nothing was requested or read), so it cannot pass; see the check's options"
+        )
+    elif not result["passed"] and not result["failures"]:
+        result["failures"].append("the check did not pass and gave no reason (a bug in meshops.istio)")
+    result["passed"] = not result["failures"]
+    return result
+
+
 class VerifyRunner:
     def __init__(self, params, run_command=None, client=None):
         self.params = params
@@ -58,7 +116,7 @@ class VerifyRunner:
         self._validate()
         results, failures, warnings = {}, [], []
         for name in self.params["checks"]:
-            result = getattr(self, "_" + name)(self.params.get(name) or {})
+            result = require_evidence(getattr(self, "_" + name)(self.params.get(name) or {}))
             results[name] = result
             failures.extend(f"{name}: {failure}" for failure in result["failures"])
             warnings.extend(f"{name}: {warning}" for warning in result["warnings"])
@@ -67,6 +125,8 @@ class VerifyRunner:
     def _validate(self):
         """Reject unusable arguments before any request is sent."""
         checks = self.params["checks"]
+        for problem in count_problems(self.params):
+            raise traffic.VerifyError(problem)
         if "sidecars" in checks and not self.params["sidecars"]["namespaces"]:
             raise traffic.VerifyError("sidecars.namespaces is empty: name the namespaces whose pods need sidecars")
         if "traffic_split" in checks:
@@ -99,7 +159,7 @@ class VerifyRunner:
                 namespace = self.params["istio_namespace"]
                 service = self.client.get("v1", "Service", ingress["service"], namespace)
                 if service is None:
-                    raise LookupError(
+                    raise traffic.VerifyNotFound(
                         f"Service {namespace}/{ingress['service']} not found; install the ingress gateway, "
                         "or give ingress.host/ingress.port or the check's url"
                     )
@@ -114,7 +174,7 @@ class VerifyRunner:
     def _control_plane(self, options):
         namespace = self.params["istio_namespace"]
         if self.client.get("v1", "Namespace", namespace) is None:
-            raise LookupError(f"namespace {namespace} not found: is the Istio control plane installed?")
+            raise traffic.VerifyNotFound(f"namespace {namespace} not found: is the Istio control plane installed?")
         deployments = self.client.list("apps/v1", "Deployment", namespace)
         version = None
         if options["compare_istioctl_version"]:
@@ -151,7 +211,7 @@ class VerifyRunner:
                 "networking.istio.io/v1", "VirtualService", reference["name"], reference["namespace"]
             )
             if virtual_service is None:
-                raise LookupError(f"VirtualService {reference['namespace']}/{reference['name']} not found")
+                raise traffic.VerifyNotFound(f"VirtualService {reference['namespace']}/{reference['name']} not found")
             weights = traffic.weights_from_virtual_service(virtual_service, destinations)
             mesh_only = traffic.virtual_service_is_mesh_only(virtual_service)
         else:

@@ -10,6 +10,8 @@ no more likely than the observed one); three or more use Pearson's chi-square te
 
 import math
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+
 _EPS = 1e-15
 _TINY = 1e-300
 _MAX_ITER = 100000
@@ -18,7 +20,7 @@ _MAX_ITER = 100000
 _RELATIVE_TOLERANCE = 1 + 1e-7
 
 
-class StatsError(ValueError):
+class StatsError(MeshopsError, ValueError):
     """Raised for inputs the tests cannot be computed on."""
 
 
@@ -162,7 +164,9 @@ def binomial_rejection_probability(n, p_null, p_true, alpha):
 
 def chi_square_statistic(observed, expected):
     """Pearson's statistic sum((o - e)^2 / e) over categories with e > 0."""
-    return sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0)
+    if len(observed) != len(expected):  # zip(strict=True) is Python 3.10+; this runs on 3.9 nodes
+        raise StatsError(f"{len(observed)} observed counts for {len(expected)} expected ones")
+    return sum((o - e) ** 2 / e for o, e in zip(observed, expected) if e > 0)
 
 
 def _normalise_weights(weights):

@@ -13,6 +13,7 @@ import ssl
 import time
 import urllib.parse
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.istio.plugins.module_utils.verify import stats
 
 # Envoy's router adds this response header to every proxied response; Istio gateways and
@@ -20,8 +21,12 @@ from ansible_collections.meshops.istio.plugins.module_utils.verify import stats
 ENVOY_ROUTER_HEADER = "x-envoy-upstream-service-time"
 
 
-class VerifyError(ValueError):
+class VerifyError(MeshopsError, ValueError):
     """Raised for check arguments that cannot be used (bad URL, bad pattern, unknown weight)."""
+
+
+class VerifyNotFound(VerifyError, LookupError):
+    """Something a check needs is not in the cluster; the message says what to install or give."""
 
 
 class Response:
@@ -105,12 +110,14 @@ def check_http(
     receiving its configuration; the result reports the last attempt.
     """
     pattern = compile_pattern(body_pattern, "http.body_pattern") if body_pattern else None
-    result = _result("http", url=url, host=host_header, attempts=0)
+    if retries < 0:
+        raise VerifyError(f"http.retries is {retries}: it must be at least 0")
+    result = _result("http", url=url, host=host_header, attempts=0, observed=0)
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(delay)
         response = fetch(url, host_header=host_header, timeout=timeout, validate_certs=validate_certs)
-        result["attempts"] = attempt + 1
+        result["attempts"] = result["observed"] = attempt + 1
         failures = []
         match = None
         if response.error:
@@ -237,6 +244,7 @@ def check_traffic_split(
         failed_requests=failed,
         through_envoy=through_envoy,
         elapsed_seconds=round(elapsed, 3),
+        observed=requests - failed,
     )
     failures = result["failures"]
     warnings = result["warnings"]
@@ -300,6 +308,8 @@ def check_versions_seen(
     """Request until every version's pattern has matched a response, or the budget runs out."""
     if max_requests < 1:
         raise VerifyError("versions_seen.max_requests must be at least 1")
+    if not versions:
+        raise VerifyError("versions_seen.versions is empty: give each version a name and a pattern")
     patterns = {name: compile_pattern(p, f"versions_seen.versions.{name}") for name, p in versions.items()}
     seen = dict.fromkeys(versions, 0)
     first_seen = {}
@@ -327,6 +337,7 @@ def check_versions_seen(
         first_seen_at=first_seen,
         missing=missing,
         failed_requests=failed,
+        observed=sent - failed,
     )
     if missing:
         result["failures"].append(

@@ -21,10 +21,27 @@ def test_symlink_points_at_the_checkout():
 def test_galaxy_metadata_names_the_collection_and_pins_dependencies():
     galaxy = _load("galaxy.yml")
     assert (galaxy["namespace"], galaxy["name"]) == ("meshops", "istio")
-    for dependency in ("kubernetes.core", "ansible.posix"):
-        spec = galaxy["dependencies"][dependency]
+    for dependency, spec in galaxy["dependencies"].items():
         assert ">=" in spec and "<" in spec, f"{dependency} must be pinned by range, got {spec!r}"
+    assert "kubernetes.core" in galaxy["dependencies"]
     assert "collections" in galaxy["build_ignore"]
+
+
+def test_run_time_dependencies_are_the_collections_used_at_run_time():
+    """A collection the roles, playbooks and plugins do not use is no dependency of the
+    collection (ansible.posix serves the tests only: tests/requirements.yml)."""
+    galaxy = _load("galaxy.yml")
+    used = set()
+    for top in ("roles", "playbooks", "plugins"):
+        for directory, _dirs, files in os.walk(os.path.join(REPO_ROOT, top)):
+            for name in files:
+                with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as handle:
+                    text = handle.read()
+                used.update(dep for dep in galaxy["dependencies"] if dep + "." in text)
+    assert used == set(galaxy["dependencies"])
+    declared = {entry["name"] for entry in _load("requirements.yml")["collections"]}
+    assert declared == set(galaxy["dependencies"])
+    assert "ansible.posix" in {entry["name"] for entry in _load("tests/requirements.yml")["collections"]}
 
 
 def test_runtime_requires_supported_ansible():

@@ -1,0 +1,18 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AnsibleModule for the cluster-facing modules: the shared options and the secret handling."""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.secrets import revealable
+
+
+def k8s_module(module_options, **kwargs):
+    """An AnsibleModule with ``module_options`` plus the connection and request options.
+
+    The whole kubeconfig is no_log while the module starts (so the target's log never has it);
+    afterwards only its credentials stay masked in what the module returns.
+    """
+    module = AnsibleModule(argument_spec=k8s_argument_spec(**module_options), **kwargs)
+    module.no_log_values.difference_update(revealable(module.params))
+    return module

@@ -4,7 +4,6 @@ containers cp1, w1, w2 (lab.stack; the ``real_lab`` fixture). Nothing here is si
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -303,12 +302,13 @@ def test_down_leaves_nothing_behind(real_lab):
     """Last: the lab goes down and nothing of it is left (containers, volumes, network, host
     routes, processes, state)."""
     from lab import stack
+    from lab.cluster import procs
     from lab.nodes import routes
     from lab.nodes.containers import Lab as NodeLab
     from lab.nodes.containers import podman_cmd
 
     state = json.loads((real_lab.kubeconfig.parent / "lab.json").read_text())
-    pids = [p["pid"] for p in state["procs"]]
+    started = [procs.Proc.from_json(p) for p in state["procs"]]
     result = stack.down(real_lab.name)
     real_lab.owned = False
     node_lab = NodeLab(real_lab.name)
@@ -322,7 +322,7 @@ def test_down_leaves_nothing_behind(real_lab):
     assert podman("volume", "ls", "--filter", f"label={node_lab.label}", "--format", "{{.Name}}").split() == []
     assert subprocess.run([*podman_cmd(), "network", "exists", node_lab.network]).returncode != 0
     assert [r for r in routes.host_routes() if r.get("dst", "").startswith(node_lab.pod_prefix + ".")] == []
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+    assert [p.name for p in started if procs.is_ours(p)] == []  # none runs (a zombie awaiting reaping does not)
     assert not (stack.lab_home(real_lab.name) / "cluster").exists()
     # the mounts and network namespaces of the pods lived in the node containers' namespaces
     mounts = Path("/proc/self/mountinfo").read_text()

@@ -59,6 +59,8 @@ setup_lab() {
   log "lab cluster binaries and istio bundle (built from Go modules; cached)"
   "$VENV/bin/python" "$REPO_ROOT/lab/labctl" build
   "$VENV/bin/python" "$REPO_ROOT/lab/labctl" bundle >/dev/null
+  log "lab images (built locally, cached by content)"
+  (cd "$REPO_ROOT" && "$VENV/bin/python" -c 'from lab.images import catalog; catalog.build_all(samples=True)')
 }
 
 steps=("$@")

@@ -106,6 +106,14 @@ tier_lint() {
   ruff check . || rc=1
   ruff format --check . || rc=1
   yamllint -s . || rc=1
+  # molecule (through ansible-compat) installs the collection under test into the user's
+  # collections path; a copy left there by an earlier run would shadow this checkout for
+  # ansible-lint (e.g. "could not resolve the module_defaults group meshops.istio.k8s").
+  local stale="$HOME/.ansible/collections/ansible_collections/meshops/istio"
+  if [[ -f "$stale/MANIFEST.json" ]]; then
+    echo "lint: removing the copy of meshops.istio an earlier molecule run installed in $stale" >&2
+    rm -rf "$stale"
+  fi
   ansible-lint --offline || rc=1
   record_gate lint $rc
 }

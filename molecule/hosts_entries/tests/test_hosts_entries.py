@@ -64,7 +64,7 @@ def run_hosts_playbook(inventory, *args, **extra_vars):
     cmd = ["ansible-playbook", "-i", inventory, "playbooks/hosts.yml", *args]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
     try:
         out = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -227,12 +227,12 @@ M = "# {mark} meshops.istio hosts_entries (managed by Ansible, do not edit)"
 
 
 def put_hosts(data):
-    subprocess.run(["podman", "exec", "-i", NODE, "sh", "-c", "cat > /etc/hosts"], input=data, check=True, timeout=60)
+    subprocess.run(["podman", "exec", "-i", NODE, "sh", "-c", "cat > /etc/hosts"], input=data, check=True, timeout=300)
 
 
 def get_hosts():
     return subprocess.run(
-        ["podman", "exec", NODE, "cat", "/etc/hosts"], capture_output=True, check=True, timeout=60
+        ["podman", "exec", NODE, "cat", "/etc/hosts"], capture_output=True, check=True, timeout=300
     ).stdout
 
 
@@ -328,7 +328,9 @@ def test_replace_keeps_every_foreign_line_and_the_new_address_wins(inventory, no
     expected = [line.replace("jiuxi.com ", "").replace("\tjiuxi.com", "") for line in before if line not in gone]
     assert after == expected
     assert managed_block(get_hosts().decode().replace("\r", "")) == [f"192.0.2.10 {n}" for n in NAMES]
-    resolved = subprocess.run(["podman", "exec", NODE, "getent", "hosts", "jiuxi.com"], capture_output=True, text=True)
+    resolved = subprocess.run(
+        ["podman", "exec", NODE, "getent", "hosts", "jiuxi.com"], capture_output=True, text=True, timeout=300
+    )
     assert resolved.stdout.split()[0] == "192.0.2.10", resolved.stdout
 
 

@@ -64,7 +64,7 @@ def run_hosts_playbook(inventory, *args, **extra_vars):
     cmd = ["ansible-playbook", "-i", inventory, "playbooks/hosts.yml", *args]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
     try:
         out = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -146,9 +146,9 @@ def test_rename_over_the_bind_mount_fails_which_is_why_unsafe_writes(inventory):
             inventory,
             "meshops-he-w1",
             "-m",
-            "ansible.builtin.blockinfile",
+            "ansible.builtin.copy",
             "-a",
-            "path=/etc/hosts marker='# {mark} ebusy probe' block='192.0.2.1 probe.example'",
+            "dest=/etc/hosts content='192.0.2.1 probe.example\n'",
         ],
         cwd=REPO,
         env=env,
@@ -215,3 +215,159 @@ def test_bad_input_fails_before_any_change(inventory, extra, variable):
     for name in ADDRESS:
         assert variable in " ".join(failures[name])
         assert hosts_text(hosts[name]) == before[name]
+
+
+# --- Bad input and malformed files (issue "Bad input and faults", class /etc/hosts) -----------
+# Each case writes a hosts file into the node container in place (the bind mount stays), runs
+# the playbook on one node and compares the file before and after: a refused file is left byte
+# for byte; an accepted one keeps every line outside the block, in order.
+
+NODE = "meshops-he-w1"
+M = "# {mark} meshops.istio hosts_entries (managed by Ansible, do not edit)"
+
+
+def put_hosts(data):
+    subprocess.run(["podman", "exec", "-i", NODE, "sh", "-c", "cat > /etc/hosts"], input=data, check=True, timeout=300)
+
+
+def get_hosts():
+    return subprocess.run(
+        ["podman", "exec", NODE, "cat", "/etc/hosts"], capture_output=True, check=True, timeout=300
+    ).stdout
+
+
+def outside_lines(data):
+    """Every line outside the managed block (computed here, not by the role), line endings kept."""
+    kept, inside = [], False
+    for line in data.decode("utf-8").split("\n"):
+        if line.rstrip("\r").strip() == BEGIN:
+            inside = True
+        elif line.rstrip("\r").strip() == END:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return [line for line in kept if line]
+
+
+@pytest.fixture
+def node_hosts():
+    original = get_hosts()
+    yield
+    put_hosts(original)
+
+
+def run_on_node(inventory, *args, **extra_vars):
+    rc, _stats, failures = run_hosts_playbook(inventory, "--limit", NODE, *args, **extra_vars)
+    return rc, " ".join(failures.get(NODE, []))
+
+
+MALFORMED = {
+    "end-before-begin-user-line-between": (
+        f"127.0.0.1 localhost\n{END}\n10.1.1.1 users.example\n{BEGIN}\n192.0.2.10 jiuxi.com\n",
+        "comes before the BEGIN marker",
+    ),
+    "begin-without-end-then-user-mapping": (
+        f"127.0.0.1 localhost\n{BEGIN}\n192.0.2.10 jiuxi.com\n198.51.100.7 jiuxi.com\n",
+        "has no END marker",
+    ),
+    "end-without-begin": (f"192.0.2.10 jiuxi.com\n{END}\n127.0.0.1 localhost\n", "has no BEGIN marker"),
+    "two-complete-blocks": (
+        f"{BEGIN}\n192.0.2.10 jiuxi.com\n{END}\n127.0.0.1 localhost\n{BEGIN}\n10.0.0.9 jiuxi.com\n{END}\n",
+        "at most one managed block",
+    ),
+    "two-blocks-crlf": (
+        f"{BEGIN}\r\n192.0.2.10 jiuxi.com\r\n{END}\r\n{BEGIN}\r\n10.0.0.9 jiuxi.com\r\n{END}\r\n",
+        "at most one managed block",
+    ),
+    "mistyped-marker": (f"{BEGIN.lower()}\n192.0.2.10 jiuxi.com\n{END}\n", "looks like a marker"),
+    "user-line-inside-block": (
+        f"{BEGIN}\n192.0.2.10 jiuxi.com\n# my database, do not lose\n{END}\n",
+        "was not written by this role",
+    ),
+}
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_region_is_refused_before_any_write(inventory, node_hosts, case, state):
+    text, needle = MALFORMED[case]
+    put_hosts(text.encode())
+    rc, msg = run_on_node(inventory, hosts_entries_state=state, hosts_entries_replace=True)
+    assert rc != 0
+    assert "cannot be changed safely" in msg and needle in msg and "Nothing was changed" in msg, msg
+    assert get_hosts() == text.encode()
+
+
+def test_file_that_is_not_utf8_is_refused(inventory, node_hosts):
+    data = b"127.0.0.1 localhost\n# caf\xe9\n"
+    put_hosts(data)
+    rc, msg = run_on_node(inventory)
+    assert rc != 0 and "is not UTF-8 text" in msg and "line 2" in msg, msg
+    assert get_hosts() == data
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        # CRLF: the foreign mapping goes, every other line keeps its CRLF
+        ("127.0.0.1 localhost\r\n10.110.101.205 jiuxi.com\r\n::1 localhost\r\n", ["10.110.101.205 jiuxi.com\r"]),
+        # CRLF, the name among others and a comment: only the name goes
+        ("10.110.101.205 jiuxi.com legacy.example # by hand\r\n127.0.0.1 localhost\r\n", []),
+        # the last line without its newline, a tab-separated mapping of two managed names
+        ("127.0.0.1 localhost\n10.110.101.205\tjiuxi.com\tWWW.jiuxi.com", ["10.110.101.205\tjiuxi.com\tWWW.jiuxi.com"]),
+    ],
+    ids=["crlf", "crlf-shared-line", "no-final-newline-tabs"],
+)
+def test_replace_keeps_every_foreign_line_and_the_new_address_wins(inventory, node_hosts, text, gone):
+    put_hosts(text.encode())
+    before = outside_lines(text.encode())
+    for args in (["--check", "--diff"], [], []):
+        rc, msg = run_on_node(inventory, *args, hosts_entries_replace=True)
+        assert rc == 0, msg
+    after = outside_lines(get_hosts())
+    expected = [line.replace("jiuxi.com ", "").replace("\tjiuxi.com", "") for line in before if line not in gone]
+    assert after == expected
+    assert managed_block(get_hosts().decode().replace("\r", "")) == [f"192.0.2.10 {n}" for n in NAMES]
+    resolved = subprocess.run(
+        ["podman", "exec", NODE, "getent", "hosts", "jiuxi.com"], capture_output=True, text=True, timeout=300
+    )
+    assert resolved.stdout.split()[0] == "192.0.2.10", resolved.stdout
+
+
+@pytest.mark.parametrize(
+    ("names", "block"),
+    [
+        ("jiuxi.com", ["192.0.2.10 jiuxi.com"]),
+        ("jiuxi.com, www.jiuxi.com", ["192.0.2.10 jiuxi.com", "192.0.2.10 www.jiuxi.com"]),
+    ],
+)
+def test_names_given_as_a_string(inventory, node_hosts, names, block):
+    before = outside_lines(get_hosts())
+    rc, msg = run_on_node(inventory, hosts_entries_names=names)
+    assert rc == 0, msg
+    data = get_hosts()
+    assert managed_block(data.decode()) == block
+    assert outside_lines(data) == before
+    rc, msg = run_on_node(inventory, "--check", hosts_entries_names=names)
+    assert rc == 0, msg
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"hosts_entries_marker": "# meshops.istio managed"}, "hosts_entries_marker"),
+        ({"hosts_entries_marker": "# {mark} a {mark}"}, "hosts_entries_marker"),
+        ({"hosts_entries_marker": "{mark} not a comment"}, "hosts_entries_marker"),
+        ({"hosts_entries_marker": "# {mark} one\n192.0.2.66 jiuxi.com"}, "hosts_entries_marker"),
+        ({"hosts_entries_marker": "# meshops.istio managed", "hosts_entries_state": "absent"}, "hosts_entries_marker"),
+        ({"hosts_entries_names": "jiuxi.com,bad_name!"}, "bad_name!"),
+        ({"hosts_entries_names": ""}, "hosts_entries_names"),
+        ({"hosts_entries_address": "192.0.2.10\n192.0.2.66 evil.example"}, "hosts_entries_address"),
+    ],
+)
+def test_bad_settings_fail_before_any_change(inventory, node_hosts, extra, needle):
+    before = get_hosts()
+    for _ in range(2):  # a marker without {mark} used to add another block on every run
+        rc, msg = run_on_node(inventory, **extra)
+        assert rc != 0 and needle in msg, msg
+        assert get_hosts() == before

@@ -2,9 +2,9 @@
 the test's own podman network, and the lab's real istioctl release bundle (``lab/labctl bundle``).
 
 The "second version" used for upgrades is a RELABELLED COPY of the same real bundle: the archive
-is unpacked, its top directory renamed to ``istio-<real version>.relabelled`` and packed again.
-Its binary is the same real istioctl and prints the real version; tests assert on directories
-and the symlink for it, never on the printed version.
+is unpacked, its top directory renamed to ``istio-<second version>`` (a label of the same length,
+``1.31.0-relabelled00``) and packed again, with the version label inside the real binary rewritten
+in place, so that it runs as the real one and reports the second version (release_tools.py).
 """
 
 from __future__ import annotations

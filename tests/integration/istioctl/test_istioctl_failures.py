@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from .release_tools import BAD_ARCHIVES, WRONG_TOP, bad_archive, relabel, truncated, write_sha256
+
 pytestmark = pytest.mark.podman
 
 FAST_RETRY = {"istioctl_download_retries": 3, "istioctl_download_delay": 1, "istioctl_download_timeout": 20}
@@ -166,3 +168,83 @@ def test_refuses_what_it_did_not_install_and_repairs_its_own(node, mirror):
     assert real.version in node.sh("istioctl version --remote=false").stdout
     r = node.play(settings)
     assert r.rc == 0 and r.changed(node.name) == 0, r.output[-4000:]
+
+
+# --- The archive's binary is not trusted (issue "Bad input and faults", class istioctl) ---------
+# Each archive comes with a matching .sha256 next to it (istioctl_archive_src), so the digest
+# check passes and only the role's own checks of what the archive holds can refuse it. After
+# every refusal the node is exactly as before (snapshot) and the first version stays active.
+
+BAD_ARCHIVE_MESSAGES = {
+    "binary-symlink-absolute": "bin/istioctl is a symlink to /usr/bin/true",
+    "binary-symlink-relative-out": "bin/istioctl is a symlink to ../../../../../usr/bin/true",
+    "binary-symlink-inside": "bin/istioctl is a symlink to ../tools/istioctl",
+    "bin-directory-symlink": "it holds no istio-[^ ]+/bin/istioctl",
+    "link-out-elsewhere": "links lead out of the release: manifests/profiles -> /etc",
+    "setuid-binary": "setuid, setgid or world-writable: bin/istioctl",
+    "world-writable-file": "setuid, setgid or world-writable: tools/hook.sh",
+    "no-binary": "it holds no istio-[^ ]+/bin/istioctl",
+    "binary-is-a-directory": "bin/istioctl is not a regular executable file",
+    "binary-does-not-run": "does not run on",
+    "binary-prints-no-version": "reports version\\s+nothing readable",
+    "wrong-top-directory": "is not the release istio-[^ ]+: entries outside",
+}
+
+
+def _archive_src(release):
+    write_sha256(release)
+    return str(release.archive)
+
+
+def test_archives_whose_contents_cannot_be_trusted_install_nothing(node, mirror, tmp_path):
+    real, relabelled = mirror.releases["real"], mirror.releases["relabelled"]
+    r = node.play({"istioctl_version": real.version, "istioctl_mirror_url": mirror.url()})
+    assert r.rc == 0, r.output[-4000:]
+    before = node.snapshot()
+    version = relabelled.version  # a version label the node does not have yet
+
+    cases = {kind: bad_archive(kind, version, tmp_path) for kind in [*BAD_ARCHIVES, WRONG_TOP]}
+    # the real binary under another label: it reports the real version, not the requested one
+    cases["binary-reports-another-version"] = relabel(real, version, tmp_path, patch_binary=False, name="mislabelled")
+    cases["truncated"] = truncated(real, version, tmp_path)
+    messages = {
+        **BAD_ARCHIVE_MESSAGES,
+        "binary-reports-another-version": (
+            f'reports version\\s+"{re.escape(real.version)}",\\s+not\\s+"{re.escape(version)}"'
+        ),
+        "truncated": "is not a complete gzip-compressed tar archive",
+    }
+    assert set(cases) == set(messages)
+    for kind, release in cases.items():
+        r = node.play({"istioctl_version": version, "istioctl_archive_src": _archive_src(release)})
+        assert_failed_untouched(r, node, before, messages[kind], "(?i)nothing was installed")
+        assert "unzip" not in r.output, (kind, r.output[-4000:])
+        assert node.link_target() == f"/opt/istio/{real.version}/bin/istioctl", kind
+        assert real.version in node.sh("istioctl version --remote=false").stdout
+    # the relabelled copy whose binary does report its label installs
+    good = relabelled
+    r = node.play({"istioctl_version": version, "istioctl_archive_src": _archive_src(good)})
+    assert r.rc == 0, r.output[-4000:]
+    assert version in node.sh("istioctl version --remote=false").stdout
+
+
+def test_absent_removes_a_link_into_a_version_whose_binary_is_a_link(node, mirror):
+    """A node installed by an older release of the role from a hostile archive: the version
+    directory's bin/istioctl is a symlink leading out. present installs the version again (it
+    does not trust that binary) and absent leaves no dangling link."""
+    real = mirror.releases["real"]
+    settings = {"istioctl_version": real.version, "istioctl_mirror_url": mirror.url()}
+    r = node.play(settings)
+    assert r.rc == 0, r.output[-4000:]
+    home = f"/opt/istio/{real.version}"
+    node.sh(f"mv {home}/bin/istioctl /root/istioctl.real && ln -s /usr/bin/true {home}/bin/istioctl")
+    r = node.play(settings)
+    assert r.rc == 0 and r.changed(node.name) > 0, r.output[-4000:]
+    assert node.sh(f"test -f {home}/bin/istioctl && ! test -L {home}/bin/istioctl", check=False).returncode == 0
+    assert real.version in node.sh("istioctl version --remote=false").stdout
+
+    node.sh(f"rm {home}/bin/istioctl && ln -s /usr/bin/true {home}/bin/istioctl")
+    r = node.play({"istioctl_state": "absent"})
+    assert r.rc == 0, r.output[-4000:]
+    assert node.sh("test -e /usr/local/bin/istioctl || test -L /usr/local/bin/istioctl", check=False).returncode == 1
+    assert node.sh("test -e /opt/istio", check=False).returncode == 1

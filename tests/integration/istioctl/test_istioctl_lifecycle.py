@@ -3,8 +3,7 @@
 Check mode predicts, apply changes, a second run is quiet, an upgrade switches the link and
 keeps the first version, absent restores the node, and an air-gapped controller installs from
 istioctl_archive_src. The binary is the lab's real istioctl; the "relabelled" release is the same
-real binary packed under another version label (see conftest.py), so for it the tests check the
-directory and the symlink, not the printed version.
+real binary with its version label rewritten and packed under that label (see conftest.py).
 """
 
 from __future__ import annotations
@@ -83,6 +82,7 @@ def test_check_apply_idempotence_upgrade_absent(node, mirror):
     assert r.changed(node.name) > 0
     assert node.link_target() == f"/opt/istio/{relabelled.version}/bin/istioctl"
     node.sh(f"test -x {home}/bin/istioctl && test -x /opt/istio/{relabelled.version}/bin/istioctl")
+    assert relabelled.version in node.sh("istioctl version --remote=false").stdout
     assert (
         node.sh("head -1 /usr/share/bash-completion/completions/istioctl")
         .stdout.strip()

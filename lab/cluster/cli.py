@@ -108,6 +108,7 @@ def _run(args) -> int:
     from lab import stack
 
     args.state_dir = getattr(args, "state_dir", None)
+    args.lab = getattr(args, "lab", "meshops-lab")
     lab = Lab(args.state_dir)
     real = None  # the control plane of the lab of real nodes, when that lab is up
     if args.cmd != "build" and args.state_dir is None:

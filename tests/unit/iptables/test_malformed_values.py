@@ -36,7 +36,9 @@ def test_malformed_value_is_an_error_naming_file_and_line(case, form):
     original = dump_text(case["dump"], form)
     text, count = re.subn(case["pattern"], case["with"], original, count=1)
     assert count == 1, "the pattern must occur in the dump"
-    line = next(n for n, (a, b) in enumerate(zip(original.splitlines(), text.splitlines(), strict=True), 1) if a != b)
+    before, after = original.splitlines(), text.splitlines()
+    assert len(before) == len(after)  # no zip(strict=): this also runs under the nodes' Python 3.9
+    line = next(n for n, (a, b) in enumerate(zip(before, after), 1) if a != b)  # noqa: B905
     for way in case["via"]:
         ruleset = parse_dump(text, source="dump.save")
         with pytest.raises(ParseError) as info:

@@ -36,7 +36,8 @@ def test_trace(dump, form, local_addresses, case):
                 "steps": step_names(b["steps"]),
                 **({"to_destination": b["verdict"]["to_destination"]} if "to_destination" in want else {}),
             }
-            for b, want in zip(result["branches"], case["branches"], strict=False)
+            # no zip(strict=): these tests also run under the nodes' Python 3.9; lengths asserted below
+            for b, want in zip(result["branches"], case["branches"])  # noqa: B905
         ]
         assert len(result["branches"]) == len(case["branches"])
         assert got == case["branches"]

@@ -134,7 +134,10 @@ def find_region(lines, marker):
                 f"line {i + 1} {line.rstrip(chr(13))!r} looks like a marker of the managed block but is not "
                 f"exactly {begin!r} or {end!r}; write it exactly so, or delete it"
             )
-    numbers = lambda idx: ", ".join(str(i + 1) for i in idx)  # noqa: E731
+
+    def numbers(idx):
+        return ", ".join(str(i + 1) for i in idx)
+
     if len(begins) > 1 or len(ends) > 1:
         problems.append(
             f"{len(begins)} BEGIN markers (line {numbers(begins) or '-'}) and {len(ends)} END markers "
@@ -181,7 +184,7 @@ def _drop_names(line, wanted):
     words = [(i, t) for i, t in enumerate(tokens) if t and not t.isspace()]
     if len(words) < 2:
         return [], line
-    hits = [t for _, t in words[1:] if t.lower().rstrip(".") in wanted]
+    hits = [t for _index, t in words[1:] if t.lower().rstrip(".") in wanted]
     if not hits:
         return [], line
     if len(hits) == len(words) - 1:
@@ -216,7 +219,7 @@ def plan(content_b64, names, address, marker, state="present", replace=False):
         return result
 
     outside = [(i, line) for i, line in enumerate(lines) if b is None or not b <= i <= e]
-    result["foreign_before"] = [line for _, line in outside]
+    result["foreign_before"] = [line for _index, line in outside]
     wanted = {str(n).lower().rstrip(".") for n in names}
     rewritten = {}
     for i, line in outside:

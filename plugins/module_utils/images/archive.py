@@ -315,7 +315,7 @@ def _check_docker_layers(contents, where, entry, config):
             f"digests (rootfs.diff_ids) for {len(layers)} layers",
             _CORRUPT_FIX,
         )
-    for layer, diff_id in zip(layers, diff_ids):  # noqa: B905 - lengths checked above; no strict= on Python 3.9
+    for layer, diff_id in zip(layers, diff_ids):
         name = contents.resolve(layer) if isinstance(layer, str) else None
         if name is None:
             raise ImageArchiveError(path, f"{where}: layer {layer} is missing", _CORRUPT_FIX)

@@ -129,7 +129,7 @@ class NftTracer:
                 return (
                     isinstance(value, tuple)
                     and len(value) == len(items)
-                    and all(NftTracer._equal(v, r) for v, r in zip(value, items))  # noqa: B905 (3.9)
+                    and all(NftTracer._equal(v, r) for v, r in zip(value, items))
                 )
             return False
         if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
@@ -398,7 +398,7 @@ class NftTracer:
         for target in forks:
             target.probability *= share
         # The first choice continues here; the others wait on the work stack with their own frames.
-        for target, verdict in reversed(list(zip(forks[1:], choices[1:]))):  # noqa: B905
+        for target, verdict in reversed(list(zip(forks[1:], choices[1:]))):
             other_frames = list(frames)
             self._verdict(target, rule, verdict, other_frames)
             work.append((target, other_frames))

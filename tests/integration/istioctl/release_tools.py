@@ -162,7 +162,7 @@ def bad_archive(kind: str, version: str, workdir: Path, arch: str = "amd64") -> 
     with tarfile.open(dst, "w:gz", format=tarfile.PAX_FORMAT) as tout:
         dirs = {top, f"{top}/bin", f"{top}/tools", f"{top}/manifests"}
         for d in sorted(dirs):
-            if not any(f"{top}/{name.rstrip('/')}" == d for name, *_ in entries):
+            if not any(f"{top}/{name.rstrip('/')}" == d for name, *_rest in entries):
                 tout.addfile(_entry(d, "dir"))
         for name, what, arg in entries:
             path = f"{top}/{name.rstrip('/')}"

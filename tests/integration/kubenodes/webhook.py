@@ -55,7 +55,10 @@ def certificates(dns_name: str) -> tuple[bytes, bytes, bytes]:
 def webhook_objects(namespace: str, image: str) -> tuple[list[dict], dict]:
     """(namespaced objects, the cluster-scoped ValidatingWebhookConfiguration)."""
     ca, cert, key = certificates(f"webhook.{namespace}.svc")
-    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     docs = [
         {
             "apiVersion": "v1",

@@ -164,14 +164,23 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
         agents.wait_socket(node, ctr)
     mark("containerd running")
     control_plane = [n.name for n in inventory_nodes if n.role == "control-plane"]
-    imported = agents.load_images(real, ctr, images, _say, control_plane)
-    mark("images loaded")
+    # the sandbox and CoreDNS first (small), so that the kubelets start early (a node that fails
+    # is named within seconds) and CoreDNS never waits for an image; the big ones while the
+    # nodes register (no other pod is created before up returns)
+    first = [i for i in images if i.name in catalog.CONTROL_PLANE_IMAGES]
+    imported = agents.load_images(real, ctr, first, _say, control_plane)
     for node in real:
         agents.start_kubelet_and_proxy(node)
         if switch_proxy_mode:  # kube-proxy removes the other mode's rules when it starts
             agents.restart(node, "kube-proxy")
     if switch_proxy_mode:
         _say(f"kube-proxy switched to {proxy_mode} mode")
+    mark("kubelets started")
+    for image in [i for i in images if i not in first]:
+        for node, names in agents.load_images(real, ctr, [image], _say, control_plane).items():
+            imported.setdefault(node, []).extend(names)
+        agents.raise_if_exiting(real)  # a kubelet that cannot start is named now, not after the imports
+    mark("images loaded")
     routes.add_host_routes(real)
     api = cluster.api()
     agents.wait_ready(api, real, 120.0)

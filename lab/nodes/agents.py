@@ -142,6 +142,16 @@ def load_images(nodes: list[RealNode], ctr: str, images: list[catalog.Built], ec
     return imported
 
 
+def raise_if_exiting(nodes: list[RealNode]) -> None:
+    """A unit that keeps exiting will not make it: say so now, naming it."""
+    for node in nodes:
+        for unit in ("containerd", "kubelet"):
+            restarts = _systemctl(node.container, "show", "-p", "NRestarts", "--value", f"{unit}.service")
+            count = (restarts.stdout or b"0").strip()
+            if count.isdigit() and int(count) >= 3:
+                raise _fail(node, unit, f"keeps exiting ({int(count)} restarts)")
+
+
 def wait_ready(api, nodes: list[RealNode], timeout: float) -> None:
     """All nodes Ready; on timeout the error names each node that is not, with its kubelet log."""
     deadline = time.monotonic() + timeout
@@ -154,11 +164,7 @@ def wait_ready(api, nodes: list[RealNode], timeout: float) -> None:
                 waiting.append((n, conds.get("Ready", {}).get("message", "no Ready condition yet")))
         if not waiting:
             return
-        for node, _ in waiting:  # a unit that keeps exiting will not make it: say so now
-            for unit in ("containerd", "kubelet"):
-                restarts = _systemctl(node.container, "show", "-p", "NRestarts", "--value", f"{unit}.service")
-                if (restarts.stdout or b"0").strip().isdigit() and int(restarts.stdout.strip() or 0) >= 3:
-                    raise _fail(node, unit, f"keeps exiting ({int(restarts.stdout.strip())} restarts)")
+        raise_if_exiting([node for node, _ in waiting])
         if time.monotonic() > deadline:
             node, why = waiting[0]
             for unit in ("containerd", "kubelet"):

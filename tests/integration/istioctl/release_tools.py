@@ -113,6 +113,9 @@ def relabel(real: Release, version: str, workdir: Path, patch_binary: bool = Tru
             if name_ != src_top and not name_.startswith(src_top + "/"):
                 raise ValueError(f"{real.archive}: unexpected entry {name_} outside {src_top}/")
             member.name = f"istio-{version}" + name_[len(src_top) :]
+            # a long name came in a PAX header, which would win over the new name when written
+            member.pax_headers.pop("path", None)
+            member.pax_headers.pop("linkpath", None)
             if member.islnk():
                 member.linkname = f"istio-{version}" + member.linkname[len(src_top) :]
             data = tin.extractfile(member) if member.isfile() else None

@@ -41,7 +41,7 @@ def test_audit_explains_the_real_kube_proxy_nodeport_path(real_lab, mode):
     node_port = lab.kubectl_json("-n", ns, "get", "service", "web")["spec"]["ports"][0]["nodePort"]
 
     def audited():
-        report = run_audit({"node_netns": node_netns(lab, "w1"), "runtime_lookup": False})
+        report, _raw = run_audit({"node_netns": node_netns(lab, "w1"), "runtime_lookup": False})
         paths = [p for p in report["host"].get("node_port_paths", []) if f"{ns}/web" in json.dumps(p)]
         return (report, paths) if paths and pod_ip in json.dumps(paths) else None
 

@@ -88,6 +88,7 @@ def up(name, proxy_mode="iptables", nodes="real", samples=False):
         )
     if nodes == "kwok":
         return _up_kwok(name, node_lab, cluster, proxy_mode)
+    _refuse_a_second_real_lab(name)
     # before anything starts: binaries and images (built or from the cache), free pod CIDRs
     builds = labbuild.build_all(NODE_BUILDS)
     images = catalog.build_all(samples=samples)
@@ -101,6 +102,24 @@ def up(name, proxy_mode="iptables", nodes="real", samples=False):
         _say("up failed; removing everything this lab had")
         down(name)
         raise
+
+
+def _refuse_a_second_real_lab(name):
+    """On these cgroup v1 machines the node containers' systemd share the host's name=systemd
+    hierarchy: a second lab of real nodes creates and removes the same paths there
+    (system.slice/containerd.service) and the first lab's new containers then fail to start
+    ("error mounting cgroup ... no such file or directory"). One lab of real nodes at a time."""
+    for other in lab_nodes.LABS:
+        if (
+            other != name
+            and _recorded(other).get("nodes_kind") == "real"
+            and Cluster(lab_home(other) / "cluster").load()
+        ):
+            raise LabError(
+                f"lab {other} of real nodes is up; two labs of real nodes on one cgroup v1 host break each "
+                f"other's containers (they share systemd's name=systemd hierarchy): run "
+                f"`python -m lab.stack down --lab {other}` first"
+            )
 
 
 def _up_kwok(name, node_lab, cluster, proxy_mode):

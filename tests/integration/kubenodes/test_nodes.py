@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import stack
+from lab.cluster.errors import LabError
+from lab.nodes import kubenode, routes
+from lab.nodes.containers import Lab as NodeLab
+from lab.nodes.containers import podman_cmd
 from tests.integration.kubenodes.webhook import webhook_objects
 
 pytestmark = [pytest.mark.kubenodes, pytest.mark.podman, pytest.mark.lab]
@@ -298,14 +303,18 @@ def test_service_paths_with_kube_proxy_in_nftables_mode(real_lab):
     check_service(lab, make_namespace(lab, "t-nftables"))
 
 
+def test_a_second_lab_of_real_nodes_is_refused_while_one_is_up(real_lab):
+    with pytest.raises(LabError, match=rf"lab {real_lab.name} of real nodes is up.*name=systemd"):
+        stack.up("meshops-fault")
+    assert (
+        podman_list("ps", "-a", "--filter", f"label={NodeLab('meshops-fault').label}", "--format", "{{.Names}}") == []
+    )
+
+
 def test_down_leaves_nothing_behind(real_lab):
     """Last: the lab goes down and nothing of it is left (containers, volumes, network, host
     routes, processes, state)."""
-    from lab import stack
     from lab.cluster import procs
-    from lab.nodes import routes
-    from lab.nodes.containers import Lab as NodeLab
-    from lab.nodes.containers import podman_cmd
 
     state = json.loads((real_lab.kubeconfig.parent / "lab.json").read_text())
     started = [procs.Proc.from_json(p) for p in state["procs"]]
@@ -327,3 +336,45 @@ def test_down_leaves_nothing_behind(real_lab):
     # the mounts and network namespaces of the pods lived in the node containers' namespaces
     mounts = Path("/proc/self/mountinfo").read_text()
     assert f"{node_lab.prefix}w1-containerd" not in mounts and "/run/netns/cni-" not in mounts
+
+
+# ---- after the test lab is down (one lab of real nodes at a time on a cgroup v1 host)
+
+FAULT_LAB = "meshops-fault"
+
+
+def podman_list(*args):
+    return subprocess.run([*podman_cmd(), *args], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_kubelet_that_cannot_start_is_named_and_nothing_is_left(monkeypatch):
+    real_config = kubenode.kubelet_config
+
+    def refused(node):  # what a stock kubelet 1.37 does on these cgroup v1 machines
+        config = json.loads(real_config(node))
+        config["failCgroupV1"] = True
+        return json.dumps(config)
+
+    monkeypatch.setattr(kubenode, "kubelet_config", refused)
+    stack.down(FAULT_LAB)
+    try:
+        with pytest.raises(LabError) as error:
+            stack.up(FAULT_LAB)
+    finally:
+        stack.down(FAULT_LAB)  # when up did not fail as it should
+    message = str(error.value)
+    assert "kubelet on cp1" in message and "node cp1: kubelet keeps exiting" in message
+    assert "journalctl -u kubelet" in message
+    assert "cgroup v1" in message  # the kubelet's own words, from its log
+    node_lab = NodeLab(FAULT_LAB)
+    assert podman_list("ps", "-a", "--filter", f"label={node_lab.label}", "--format", "{{.Names}}") == []
+    assert podman_list("volume", "ls", "--filter", f"label={node_lab.label}", "--format", "{{.Name}}") == []
+    assert subprocess.run([*podman_cmd(), "network", "exists", node_lab.network], check=False).returncode != 0
+    assert [r for r in routes.host_routes() if r.get("dst", "").startswith(node_lab.pod_prefix + ".")] == []
+    assert not (stack.lab_home(FAULT_LAB) / "cluster").exists()
+
+
+def test_unknown_proxy_mode_is_refused_before_anything_starts():
+    with pytest.raises(LabError, match=r"--proxy-mode 'ipvs'.*ip_vs kernel module"):
+        stack.up(FAULT_LAB, proxy_mode="ipvs")
+    assert podman_list("ps", "-a", "--filter", f"label={NodeLab(FAULT_LAB).label}", "--format", "{{.Names}}") == []

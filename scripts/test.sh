@@ -176,15 +176,18 @@ tier_unit() {
   done
 }
 
-tier_integration() { run_pytest integration tests/integration; }
+# The slowest tests are listed at the end: the run must stay well inside CI's 90 minutes.
+tier_integration() { run_pytest integration tests/integration --durations=25; }
 
 tier_molecule() {
   local scenario rc
   for scenario in molecule/*/; do
     scenario="$(basename "$scenario")"
     [[ -f "molecule/$scenario/molecule.yml" ]] || continue
+    local start=$SECONDS
     molecule test -s "$scenario"
     rc=$?
+    echo "---------------- molecule $scenario took $((SECONDS - start)) s"
     record_gate "molecule:$scenario" $rc
   done
 }
@@ -194,7 +197,9 @@ tier_benchmarks() {
   for bench in benchmarks/*.py; do
     [[ -e "$bench" ]] || continue
     echo "== $bench --quick"
+    local start=$SECONDS
     python "$bench" --quick || rc=1
+    echo "-- $bench took $((SECONDS - start)) s"
   done
   record_gate benchmarks $rc
 }

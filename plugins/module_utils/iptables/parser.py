@@ -590,7 +590,7 @@ def _parse_dumps(text, source, family, backend, lazy):
         if ruleset.dialect is None:
             ruleset.dialect = state.dialect
         _detect_family(ruleset)
-        ruleset.warnings.extend(state.header_notes)
+        ruleset.header_notes.extend(state.header_notes)
     return state.rulesets
 
 

@@ -23,6 +23,7 @@ branches marked ``unevaluated`` (both outcomes explored), so the answer is never
 import bisect
 import heapq
 import ipaddress
+from types import MappingProxyType
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import (
@@ -33,6 +34,13 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher imp
     parse_mark,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.targets import (
+    NOT_MODELLED,
+    PASS_THROUGH,
+    QUEUES,
+    RETURNS,
+    VERDICTS,
+)
 
 TABLE_ORDER = {
     "PREROUTING": ("raw", "mangle", "nat"),
@@ -41,35 +49,6 @@ TABLE_ORDER = {
     "OUTPUT": ("raw", "mangle", "nat", "filter", "security"),
     "POSTROUTING": ("mangle", "nat"),
 }
-TERMINAL_NAT = frozenset(("REDIRECT", "DNAT", "SNAT", "MASQUERADE", "NETMAP"))
-NON_TERMINATING = frozenset(
-    (
-        "LOG",
-        "NFLOG",
-        "ULOG",
-        "TRACE",
-        "NOTRACK",
-        "AUDIT",
-        "CHECKSUM",
-        "CLASSIFY",
-        "TCPMSS",
-        "TCPOPTSTRIP",
-        "TEE",
-        "DSCP",
-        "TOS",
-        "TTL",
-        "HL",
-        "ECN",
-        "SET",
-        "SECMARK",
-        "CONNSECMARK",
-        "IDLETIMER",
-        "LED",
-        "HMARK",
-        "RATEEST",
-        "CT",
-    )
-)
 MAX_BRANCHES = 512
 MAX_DEPTH = 64
 INDEX_MIN_RULES = 32
@@ -401,128 +380,186 @@ class Tracer:
     def _apply(self, branch, rule, results):
         """Apply a matched rule whose target is not a user chain; return True when the branch
         left this chain (results filled)."""
-        target = rule.target
-        pkt = branch.pkt
-        table = rule.table
-        if target is None:
+        if rule.target is None:
             self._step(branch, rule, "count")
             return False
-        if target == "RETURN":
-            self._step(branch, rule, "RETURN")
-            results.append((branch, _RETURN))
-            return True
-        if target in ("ACCEPT", "DROP", "REJECT"):
-            self._step(branch, rule, target)
-            branch.verdict_rule = rule
-            results.append((branch, target))
-            return True
-        if target in ("QUEUE", "NFQUEUE"):
-            self._step(branch, rule, target, unevaluated=True)
-            branch.unevaluated.append(rule.text)
-            branch.verdict_rule = rule
-            results.append((branch, target))
-            return True
+        # A target the parser accepted but no handler knows (a -j to a chain-like name that is not
+        # defined) is treated as unmodelled: said, never silently followed.
+        handler = self.TARGET_HANDLERS.get(rule.target, Tracer._not_modelled)
+        return handler(self, branch, rule, results)
+
+    # -- target handlers: (branch, rule, results) -> True when the branch left the chain --------
+    def _return(self, branch, rule, results):
+        self._step(branch, rule, "RETURN")
+        results.append((branch, _RETURN))
+        return True
+
+    def _end_with_verdict(self, branch, rule, results):
+        self._step(branch, rule, rule.target)
+        branch.verdict_rule = rule
+        results.append((branch, rule.target))
+        return True
+
+    def _queue(self, branch, rule, results):
+        self._step(branch, rule, rule.target, unevaluated=True)
+        branch.unevaluated.append(rule.text)
+        branch.verdict_rule = rule
+        results.append((branch, rule.target))
+        return True
+
+    def _redirect(self, branch, rule, results):
+        pkt = branch.pkt
         opts = dict(rule.target_options)
-        if target == "REDIRECT":
-            ports = opts.get("to-ports") or opts.get("to-port")
-            if pkt.hook == "output" and not pkt.dnat:
-                pkt.dst = ipaddress.ip_address("::1" if pkt.family == "ipv6" else "127.0.0.1")
-                pkt.out_interface = "lo"
-            if ports:
-                pkt.dport = int(ports.split("-")[0].split(":")[0])
-            pkt.dnat = True
-            branch.nat.append(("REDIRECT", {"to_ports": pkt.dport}))
-            self._step(branch, rule, "REDIRECT")
-            branch.verdict_rule = rule
-            results.append((branch, "NAT"))
-            return True
-        if target in ("DNAT", "NETMAP") and table == "nat" and rule.chain != "POSTROUTING":
-            host, port = _split_hostport(opts.get("to-destination") or opts.get("to"), pkt.family)
-            if host:
-                if target == "NETMAP":
-                    net = ipaddress.ip_network(host if "/" in (opts.get("to") or "") else opts.get("to"), strict=False)
-                    offset = int(pkt.dst) & int(net.hostmask)
-                    pkt.dst = ipaddress.ip_address(int(net.network_address) | offset)
-                else:
-                    pkt.dst = ipaddress.ip_address(host)
-                if pkt.hook == "output":
-                    pkt.out_interface = "lo" if pkt.is_local(pkt.dst) else None
-            if port is not None:
-                pkt.dport = port
-            pkt.dnat = True
-            branch.nat.append(("DNAT", {"to_destination": self._hostport(pkt)}))
-            self._step(branch, rule, target)
-            branch.verdict_rule = rule
-            results.append((branch, "NAT"))
-            return True
-        if target in ("SNAT", "MASQUERADE", "NETMAP"):
-            host, port = _split_hostport(opts.get("to-source"), pkt.family)
-            if host:
-                pkt.src = ipaddress.ip_address(host)
-            if port is not None:
-                pkt.sport = port
-            pkt.snat = True
-            branch.nat.append((target, {"to_source": host or "address of the outgoing interface"}))
-            self._step(branch, rule, target)
-            results.append((branch, "NAT"))
-            return True
-        if target == "TPROXY":
-            port = opts.get("on-port")
-            mark = opts.get("tproxy-mark")
-            if mark:
-                value, mask = parse_mark(mark)
-                pkt.mark = (pkt.mark & ~mask) ^ value
-            if port:
-                pkt.dport = int(port)
-            if opts.get("on-ip") and opts["on-ip"] not in ("0.0.0.0", "::"):
-                pkt.dst = ipaddress.ip_address(opts["on-ip"])
-            branch.nat.append(("TPROXY", {"to_ports": pkt.dport}))
-            branch.assumptions.append(
-                {
-                    "rule": rule.text,
-                    "table": table,
-                    "chain": rule.chain,
-                    "rule_number": rule.number,
-                    "assumed": f"a transparent socket listens on port {pkt.dport} (else the kernel drops the packet)",
-                }
-            )
-            self._step(branch, rule, "TPROXY")
-            branch.verdict_rule = rule
-            results.append((branch, "TPROXY"))
-            return True
-        if target == "MARK":
-            pkt.mark = self._mark(pkt.mark, opts)
-            self._step(branch, rule, "MARK", mark=hex(pkt.mark))
-            return False
-        if target == "CONNMARK":
-            if "save-mark" in opts:
-                nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
-                ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
-                pkt.connmark = (pkt.connmark & ~ctmask) ^ (pkt.mark & nfmask)
-            elif "restore-mark" in opts:
-                nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
-                ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
-                pkt.mark = (pkt.mark & ~nfmask) ^ (pkt.connmark & ctmask)
+        ports = opts.get("to-ports") or opts.get("to-port")
+        if pkt.hook == "output" and not pkt.dnat:
+            pkt.dst = ipaddress.ip_address("::1" if pkt.family == "ipv6" else "127.0.0.1")
+            pkt.out_interface = "lo"
+        if ports:
+            pkt.dport = int(ports.split("-")[0].split(":")[0])
+        pkt.dnat = True
+        branch.nat.append(("REDIRECT", {"to_ports": pkt.dport}))
+        self._step(branch, rule, "REDIRECT")
+        branch.verdict_rule = rule
+        results.append((branch, "NAT"))
+        return True
+
+    @staticmethod
+    def _rewrites_destination(rule):
+        # DNAT and NETMAP rewrite the destination in the nat table before routing; NETMAP in
+        # POSTROUTING rewrites the source; DNAT elsewhere is not modelled.
+        return rule.table == "nat" and rule.chain != "POSTROUTING"
+
+    def _dnat(self, branch, rule, results):
+        if not self._rewrites_destination(rule):
+            return self._not_modelled(branch, rule, results)
+        return self._destination_nat(branch, rule, results)
+
+    def _netmap(self, branch, rule, results):
+        if self._rewrites_destination(rule):
+            return self._destination_nat(branch, rule, results)
+        return self._snat(branch, rule, results)
+
+    def _destination_nat(self, branch, rule, results):
+        pkt = branch.pkt
+        opts = dict(rule.target_options)
+        host, port = _split_hostport(opts.get("to-destination") or opts.get("to"), pkt.family)
+        if host:
+            if rule.target == "NETMAP":
+                net = ipaddress.ip_network(host if "/" in (opts.get("to") or "") else opts.get("to"), strict=False)
+                offset = int(pkt.dst) & int(net.hostmask)
+                pkt.dst = ipaddress.ip_address(int(net.network_address) | offset)
             else:
-                pkt.connmark = self._mark(pkt.connmark, opts)
-            self._step(branch, rule, "CONNMARK", mark=hex(pkt.mark), connmark=hex(pkt.connmark))
-            return False
-        if target in NON_TERMINATING:
-            self._step(branch, rule, target)
-            return False
-        # An extension target the engine does not know: say so and assume it lets the packet go on.
-        self._step(branch, rule, target, unevaluated=True)
+                pkt.dst = ipaddress.ip_address(host)
+            if pkt.hook == "output":
+                pkt.out_interface = "lo" if pkt.is_local(pkt.dst) else None
+        if port is not None:
+            pkt.dport = port
+        pkt.dnat = True
+        branch.nat.append(("DNAT", {"to_destination": self._hostport(pkt)}))
+        self._step(branch, rule, rule.target)
+        branch.verdict_rule = rule
+        results.append((branch, "NAT"))
+        return True
+
+    def _snat(self, branch, rule, results):
+        pkt = branch.pkt
+        host, port = _split_hostport(dict(rule.target_options).get("to-source"), pkt.family)
+        if host:
+            pkt.src = ipaddress.ip_address(host)
+        if port is not None:
+            pkt.sport = port
+        pkt.snat = True
+        branch.nat.append((rule.target, {"to_source": host or "address of the outgoing interface"}))
+        self._step(branch, rule, rule.target)
+        results.append((branch, "NAT"))
+        return True
+
+    def _tproxy(self, branch, rule, results):
+        pkt = branch.pkt
+        opts = dict(rule.target_options)
+        port = opts.get("on-port")
+        mark = opts.get("tproxy-mark")
+        if mark:
+            value, mask = parse_mark(mark)
+            pkt.mark = (pkt.mark & ~mask) ^ value
+        if port:
+            pkt.dport = int(port)
+        if opts.get("on-ip") and opts["on-ip"] not in ("0.0.0.0", "::"):
+            pkt.dst = ipaddress.ip_address(opts["on-ip"])
+        branch.nat.append(("TPROXY", {"to_ports": pkt.dport}))
+        branch.assumptions.append(
+            {
+                "rule": rule.text,
+                "table": rule.table,
+                "chain": rule.chain,
+                "rule_number": rule.number,
+                "assumed": f"a transparent socket listens on port {pkt.dport} (else the kernel drops the packet)",
+            }
+        )
+        self._step(branch, rule, "TPROXY")
+        branch.verdict_rule = rule
+        results.append((branch, "TPROXY"))
+        return True
+
+    def _set_mark(self, branch, rule, results):
+        pkt = branch.pkt
+        pkt.mark = self._mark(pkt.mark, dict(rule.target_options))
+        self._step(branch, rule, "MARK", mark=hex(pkt.mark))
+        return False
+
+    def _connmark(self, branch, rule, results):
+        pkt = branch.pkt
+        opts = dict(rule.target_options)
+        if "save-mark" in opts:
+            nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
+            ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
+            pkt.connmark = (pkt.connmark & ~ctmask) ^ (pkt.mark & nfmask)
+        elif "restore-mark" in opts:
+            nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
+            ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
+            pkt.mark = (pkt.mark & ~nfmask) ^ (pkt.connmark & ctmask)
+        else:
+            pkt.connmark = self._mark(pkt.connmark, opts)
+        self._step(branch, rule, "CONNMARK", mark=hex(pkt.mark), connmark=hex(pkt.connmark))
+        return False
+
+    def _pass_through(self, branch, rule, results):
+        self._step(branch, rule, rule.target)
+        return False
+
+    def _not_modelled(self, branch, rule, results):
+        # Say so and assume the target lets the packet go on.
+        self._step(branch, rule, rule.target, unevaluated=True)
         branch.unevaluated.append(rule.text)
         branch.assumptions.append(
             {
                 "rule": rule.text,
-                "table": table,
+                "table": rule.table,
                 "chain": rule.chain,
                 "rule_number": rule.number,
-                "assumed": f"target {target} does not end the traversal",
+                "assumed": f"target {rule.target} does not end the traversal",
             }
         )
         return False
+
+    # Every target of targets.KNOWN_TARGETS has its handler (tests/unit/iptables/test_targets.py).
+    TARGET_HANDLERS = MappingProxyType(
+        {
+            **dict.fromkeys(RETURNS, _return),
+            **dict.fromkeys(VERDICTS, _end_with_verdict),
+            **dict.fromkeys(QUEUES, _queue),
+            "REDIRECT": _redirect,
+            "DNAT": _dnat,
+            "NETMAP": _netmap,
+            "SNAT": _snat,
+            "MASQUERADE": _snat,
+            "TPROXY": _tproxy,
+            "MARK": _set_mark,
+            "CONNMARK": _connmark,
+            **dict.fromkeys(PASS_THROUGH, _pass_through),
+            **dict.fromkeys(NOT_MODELLED, _not_modelled),
+        }
+    )
 
     @staticmethod
     def _mark(current, opts):

@@ -25,6 +25,8 @@ import heapq
 import ipaddress
 from types import MappingProxyType
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.branches import Branch, hostport
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.branches import result as branches_result
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import (
     MALFORMED,
@@ -168,31 +170,6 @@ class _ChainIndex:
         if start:
             return merged[bisect.bisect_left(merged, start) :]
         return merged
-
-
-class _Branch:
-    __slots__ = ("assumptions", "final", "nat", "pkt", "probability", "steps", "unevaluated", "verdict_rule")
-
-    def __init__(self, pkt):
-        self.pkt = pkt
-        self.steps = []
-        self.probability = 1.0
-        self.assumptions = []
-        self.unevaluated = []
-        self.nat = []  # (action, details) applied to the connection
-        self.final = None
-        self.verdict_rule = None
-
-    def fork(self):
-        other = _Branch(self.pkt.copy())
-        other.steps = list(self.steps)
-        other.probability = self.probability
-        other.assumptions = list(self.assumptions)
-        other.unevaluated = list(self.unevaluated)
-        other.nat = list(self.nat)
-        other.final = self.final
-        other.verdict_rule = self.verdict_rule
-        return other
 
 
 def _split_hostport(text, family):
@@ -455,7 +432,7 @@ class Tracer:
         if port is not None:
             pkt.dport = port
         pkt.dnat = True
-        branch.nat.append(("DNAT", {"to_destination": self._hostport(pkt)}))
+        branch.nat.append(("DNAT", {"to_destination": hostport(pkt)}))
         self._step(branch, rule, rule.target)
         branch.verdict_rule = rule
         results.append((branch, "NAT"))
@@ -577,11 +554,6 @@ class Tracer:
             return current ^ parse_int(opts["xor-mark"])
         return current
 
-    @staticmethod
-    def _hostport(pkt):
-        host = f"[{pkt.dst}]" if pkt.family == "ipv6" else str(pkt.dst)
-        return f"{host}:{pkt.dport}" if pkt.dport is not None else host
-
     # -- the hook pipeline --------------------------------------------------------------------
     def _run_builtin(self, branch, table, chain_name):
         """Run one built-in chain; returns [(branch, outcome)], outcome ACCEPT/DROP/REJECT/NAT/..."""
@@ -632,7 +604,7 @@ class Tracer:
         pkt = spec if isinstance(spec, Packet) else Packet(spec, self.local_addresses)
         self._branch_count = 1
         self._packet_dict = pkt.to_dict()
-        start = _Branch(pkt.copy())
+        start = Branch(pkt.copy())
         pkt = start.pkt
         if pkt.hook == "output":
             if pkt.out_interface is None and pkt.is_local(pkt.dst):
@@ -687,7 +659,7 @@ class Tracer:
                             ob.final = "FORWARDED"
                 done.extend(out)
             branches = done
-        return self._result(pkt, branches)
+        return branches_result(pkt, self._packet_dict, branches, self._verdict)
 
     def _verdict(self, branch):
         pkt = branch.pkt
@@ -706,8 +678,8 @@ class Tracer:
             if verdict["action"] in ("REDIRECT", "TPROXY"):
                 verdict["to_ports"] = pkt.dport
             if verdict["action"] in ("REDIRECT", "DNAT", "TPROXY"):
-                verdict["to_destination"] = self._hostport(pkt)
-        verdict["destination"] = self._hostport(pkt)
+                verdict["to_destination"] = hostport(pkt)
+        verdict["destination"] = hostport(pkt)
         verdict["delivered"] = {"LOCAL": "local", "SENT": "sent", "FORWARDED": "forwarded"}.get(branch.final, "dropped")
         if verdict["delivered"] == "local":
             verdict["local_port"] = pkt.dport
@@ -715,64 +687,3 @@ class Tracer:
         verdict["rule"] = rule.text if rule is not None else None
         verdict["mark"] = hex(pkt.mark)
         return verdict
-
-    def _result(self, pkt, branches):
-        outcomes = []
-        for b in branches:
-            outcomes.append(
-                {
-                    "probability": round(b.probability, 6),
-                    "steps": b.steps,
-                    "verdict": self._verdict(b),
-                    "unevaluated": b.unevaluated,
-                    "assumptions": b.assumptions,
-                }
-            )
-        result = {"name": pkt.name, "packet": self._packet_dict, "family": pkt.family}
-        if len(outcomes) == 1:
-            only = outcomes[0]
-            result.update(
-                steps=only["steps"],
-                verdict=only["verdict"],
-                branches=[],
-                unevaluated=only["unevaluated"],
-                assumptions=only["assumptions"],
-            )
-            return result
-        prefix = []
-        for index in range(min(len(o["steps"]) for o in outcomes)):
-            column = [o["steps"][index] for o in outcomes]
-            if all(s == column[0] for s in column):
-                prefix.append(column[0])
-            else:
-                break
-        verdicts = {(o["verdict"]["action"], o["verdict"].get("to_destination")) for o in outcomes}
-        actions = sorted({o["verdict"]["action"] for o in outcomes})
-        destinations = [o["verdict"].get("to_destination") for o in outcomes]
-        if len(verdicts) == 1:
-            verdict = dict(outcomes[0]["verdict"])
-        elif len(actions) == 1:
-            # Same action, different targets (a load-balanced service): the branches tell which.
-            verdict = {
-                "action": actions[0],
-                "to_ports": None,
-                "to_destination": None,
-                "actions": actions,
-                "to_destinations": destinations,
-                "delivered": outcomes[0]["verdict"]["delivered"],
-            }
-        else:
-            verdict = {
-                "action": "MULTIPLE",
-                "to_ports": None,
-                "to_destination": None,
-                "actions": actions,
-                "to_destinations": destinations,
-            }
-        unevaluated = []
-        for o in outcomes:
-            for text in o["unevaluated"]:
-                if text not in unevaluated:
-                    unevaluated.append(text)
-        result.update(steps=prefix, verdict=verdict, branches=outcomes, unevaluated=unevaluated, assumptions=[])
-        return result

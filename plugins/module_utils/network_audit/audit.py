@@ -107,17 +107,7 @@ def run_audit(options, after_discovery=None, runner=None, which=None):
     timings["discovery"] = time.monotonic() - t0
 
     t1 = time.monotonic()
-    workers = opts["workers"] or max(2, (os.cpu_count() or 2) * 2)
-    jobs = {"host": (node_netns, None)}
-    for pod in pods:
-        if pod["status"] == "ok":
-            jobs[pod["id"]] = (pod["netns_path"], pod.get("legacy_tables"))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            key: pool.submit(reading.read_target, path, legacy, opts, key != "host", reader)
-            for key, (path, legacy) in jobs.items()
-        }
-        results = {key: fut.result() for key, fut in futures.items()}
+    results = reading.read_all(node_netns, pods, opts, reader)
     for pod in pods:
         if pod["id"] in results:
             reading.attach_sockets(pod, results[pod["id"]].pop("__sockets__", None))

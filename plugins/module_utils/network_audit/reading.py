@@ -4,6 +4,9 @@ kube-proxy's nftables table and IPVS state; then parsing the dumps.
 
 Every command goes through the one reader (:mod:`...iptables.reader`) the audit was given."""
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import (
     DumpError,
@@ -110,6 +113,23 @@ def read_target(path, legacy_tables, opts, with_sockets, reader):
     )
     out.update(absent)
     return out
+
+
+def read_all(node_netns, pods, opts, reader):
+    """Read the node and every readable pod, each namespace in a thread of its own.
+
+    Returns ``{"host": entries, pod_id: entries}`` (see :func:`read_namespace`)."""
+    workers = opts["workers"] or max(2, (os.cpu_count() or 2) * 2)
+    jobs = {"host": (node_netns, None)}
+    for pod in pods:
+        if pod["status"] == "ok":
+            jobs[pod["id"]] = (pod["netns_path"], pod.get("legacy_tables"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            key: pool.submit(read_target, path, legacy, opts, key != "host", reader)
+            for key, (path, legacy) in jobs.items()
+        }
+        return {key: fut.result() for key, fut in futures.items()}
 
 
 def parse_dumps(dumps, source):

@@ -25,7 +25,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 importlib.import_module("conftest")  # installs the collection finder for ansible_collections.*
 
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import Reader, in_netns
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.kube_proxy_modes import read_nft
 from ansible_collections.meshops.istio.plugins.module_utils.nftables.kube_proxy import (
     kube_proxy_nft_summary,
@@ -84,7 +84,7 @@ def main(argv=None):
         )
 
         def audit_read():
-            entry = dumpmod.in_netns(path, read_nft, 900)
+            entry = in_netns(path, read_nft, Reader(timeout=900))
             ruleset = parse_json(entry["text"], source="bench")
             return ruleset, kube_proxy_nft_summary(ruleset)
 

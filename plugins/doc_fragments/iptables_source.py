@@ -19,8 +19,8 @@ options:
   netns:
     description:
       - Read the rules of this network namespace, a name under C(/run/netns) (as C(ip netns list)
-        shows it) or a path such as C(/proc/PID/ns/net). The namespace is entered with
-        C(nsenter --net).
+        shows it) or a path such as C(/proc/PID/ns/net). The module joins the namespace from a
+        thread of its own (C(setns)), so C(nsenter) is not needed.
     type: str
   pid:
     description:
@@ -42,6 +42,5 @@ notes:
   - Only the C(*-save) commands run, as argument lists with C(LANG=C); the rules are never changed.
   - Reading another network namespace needs root (or CAP_SYS_ADMIN and CAP_NET_ADMIN).
 requirements:
-  - iptables (C(iptables-nft-save) and/or C(iptables-legacy-save)) on the target; util-linux
-    (C(nsenter)) for O(netns) and O(pid).
+  - iptables (C(iptables-nft-save) and/or C(iptables-legacy-save)) on the target.
 """

@@ -207,6 +207,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 try:
     from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import EXPECTED_SPEC
+    from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import module_runner, module_which
     from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import (
         DEFAULTS,
         NodeAuditError,
@@ -240,7 +241,7 @@ def _argument_spec():
 
 def run(module):
     options = dict(module.params)
-    report, dumps = run_audit(options)
+    report, dumps = run_audit(options, runner=module_runner(module), which=module_which(module))
     return dict(changed=False, network_audit=report, dumps=dumps)
 
 

@@ -246,7 +246,7 @@ def run(module):
         expected=expected,
         local_addresses=local_addresses,
         both_backends=family in read.both_backends,
-        reader_warnings=read.warnings,
+        where=read.where,
     )
     result["changed"] = False
     result["backend"] = read.backend

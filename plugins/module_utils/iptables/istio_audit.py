@@ -280,27 +280,26 @@ def _compare_expected(capture, expected, findings):
             mismatch(key, want, capture[key], "traffic is captured differently than configured")
 
 
-def audit(ruleset, expected=None, local_addresses=None, both_backends=False, reader_warnings=()):
+def audit(ruleset, expected=None, local_addresses=None, both_backends=False, where=None):
     """``both_backends``: the reader found rules in both iptables-nft and iptables-legacy (a
-    structured field of the read, not a warning's wording); ``reader_warnings`` are quoted."""
+    structured field of the read, not a warning's wording); ``where`` names what was read."""
     with no_cyclic_gc():
-        return _audit(ruleset, expected, local_addresses, both_backends, reader_warnings)
+        return _audit(ruleset, expected, local_addresses, both_backends, where)
 
 
-def _audit(ruleset, expected, local_addresses, both_backends, reader_warnings):
+def _audit(ruleset, expected, local_addresses, both_backends, where):
     expected = validate_expected(expected)
     local_addresses = validate_local_addresses(local_addresses)
     capture = summarize_capture(ruleset)
     findings = []
     if both_backends:
-        detail = next((w for w in reader_warnings if ruleset.family in w), None)
         _finding(
             findings,
             "BOTH_BACKENDS",
             "warning",
-            detail
-            or f"both iptables-nft and iptables-legacy hold {ruleset.family} rules: the kernel runs both sets; "
-            "the audit judges the nft rules",
+            f"both iptables-nft and iptables-legacy hold {ruleset.family} rules"
+            + (f" in the {where}" if where else "")
+            + ": the kernel runs both sets; the audit judges the nft rules",
         )
     kube = kube_proxy_summary(ruleset)
     traces = []

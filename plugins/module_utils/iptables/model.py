@@ -235,6 +235,9 @@ class Ruleset:
         self.source = source
         self.tables = {}
         self.warnings = []
+        # The dump's own "# Warning:" lines, apart from the parser's warnings, so that a reader
+        # decides on them by where they came from, not by their wording.
+        self.header_notes = []
 
     def table(self, name):
         return self.tables.get(name)

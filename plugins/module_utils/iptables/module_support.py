@@ -1,5 +1,5 @@
-"""Glue shared by the iptables modules: the common source argspec, the command runner and
-the one ``main()`` the three modules share (:func:`run_source_module`).
+"""Glue shared by the iptables modules: the common source argspec, reading through the module's
+runner (:func:`.reader.module_runner`) and the one ``main()`` the three modules share (:func:`run_source_module`).
 
 No Ansible imports: the module class is passed in, and used through ``run_command``,
 ``get_bin_path``, ``warn``, ``fail_json`` and ``exit_json``. The options are documented in
@@ -11,7 +11,8 @@ import gc
 import traceback
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import ENV, read_rules
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import module_runner, module_which
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import read_rules
 
 SOURCE_ARGSPEC = {
     "src": {"type": "path"},
@@ -20,22 +21,6 @@ SOURCE_ARGSPEC = {
     "backend": {"type": "str", "default": "auto", "choices": ["auto", "nft", "legacy"]},
 }
 SOURCE_MUTUALLY_EXCLUSIVE = [["src", "netns", "pid"]]
-
-
-def module_runner(module):
-    """runner(argv) -> (rc, stdout, stderr) through AnsibleModule.run_command, LANG=C, no shell."""
-
-    def run(argv):
-        return module.run_command(argv, environ_update=dict(ENV), check_rc=False)
-
-    return run
-
-
-def module_which(module):
-    def which(name):
-        return module.get_bin_path(name, required=False)
-
-    return which
 
 
 def read_from_module(module, families=("ipv4", "ipv6")):

@@ -27,6 +27,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.model impor
     Table,
     no_cyclic_gc,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.targets import KNOWN_TARGETS
 
 _BASIC = {
     "-s": "source",
@@ -48,54 +49,6 @@ _MATCH = frozenset(("-m", "--match"))
 _JUMP = frozenset(("-j", "--jump"))
 _GOTO = frozenset(("-g", "--goto"))
 _FRAGMENT = frozenset(("-f", "--fragment"))
-
-# Targets built into iptables or provided by extensions; any other -j name must be a chain.
-KNOWN_TARGETS = frozenset(
-    (
-        "ACCEPT",
-        "DROP",
-        "REJECT",
-        "RETURN",
-        "QUEUE",
-        "NFQUEUE",
-        "REDIRECT",
-        "DNAT",
-        "SNAT",
-        "MASQUERADE",
-        "NETMAP",
-        "MARK",
-        "CONNMARK",
-        "TPROXY",
-        "CT",
-        "NOTRACK",
-        "LOG",
-        "NFLOG",
-        "ULOG",
-        "TRACE",
-        "AUDIT",
-        "CHECKSUM",
-        "CLASSIFY",
-        "TCPMSS",
-        "TCPOPTSTRIP",
-        "TEE",
-        "DSCP",
-        "TOS",
-        "TTL",
-        "HL",
-        "ECN",
-        "SET",
-        "SECMARK",
-        "CONNSECMARK",
-        "IDLETIMER",
-        "SYNPROXY",
-        "LED",
-        "HMARK",
-        "CLUSTERIP",
-        "RATEEST",
-        "CONNLIMIT",
-        "MIRROR",
-    )
-)
 
 
 def split_tokens(line, source="<input>", lineno=None, whole=None):
@@ -325,6 +278,7 @@ def _commit(state, lineno, line):
     chains = table.chains
     for rule in state.pending_rules:
         target = rule.target
+        # A name that is neither a chain nor a target iptables knows (targets.py): a warning.
         if target is None or target in chains or target in KNOWN_TARGETS:
             continue
         if rule.goto:
@@ -590,7 +544,7 @@ def _parse_dumps(text, source, family, backend, lazy):
         if ruleset.dialect is None:
             ruleset.dialect = state.dialect
         _detect_family(ruleset)
-        ruleset.warnings.extend(state.header_notes)
+        ruleset.header_notes.extend(state.header_notes)
     return state.rulesets
 
 

@@ -1,39 +1,28 @@
 """Read iptables rules from the host, a network namespace, a process's namespace or a file.
 
-:func:`read_rules` runs only the ``*-save`` commands (read-only), as argument lists with
-``LANG=C``; a namespace is entered with ``nsenter --net=<path>``. ``backend='auto'`` reads both
+:func:`read_rules` runs only the ``*-save`` commands (read-only) and ``ip -j address``, through
+the one reader of :mod:`.reader`: argument lists with ``LANG=C``, a namespace entered with
+setns(2) from a thread, every command through the caller's runner. ``backend='auto'`` reads both
 iptables-nft and iptables-legacy (and ip6tables) and reports when both hold rules: the kernel runs
 both, and a tool that reads one of them misses the other.
 
-A caller may pass ``runner(argv) -> (rc, stdout, stderr)`` (the modules pass a wrapper around
-``AnsibleModule.run_command``) and ``which(name) -> path | None``.
+A caller may pass ``runner(argv, timeout=None) -> (rc, stdout, stderr)`` (the modules pass a
+wrapper around ``AnsibleModule.run_command``) and ``which(name) -> path | None``.
 """
 
 import json
 import os
-import shutil
-import subprocess
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import ParseError, SourceError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump, parse_dumps
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import (
+    DumpError,
+    Reader,
+    in_netns,
+)
 
 BACKENDS = ("auto", "nft", "legacy")
 FAMILIES = ("ipv4", "ipv6")
-_COMMANDS = {
-    ("ipv4", "nft"): "iptables-nft-save",
-    ("ipv4", "legacy"): "iptables-legacy-save",
-    ("ipv6", "nft"): "ip6tables-nft-save",
-    ("ipv6", "legacy"): "ip6tables-legacy-save",
-}
-_GENERIC = {"ipv4": "iptables-save", "ipv6": "ip6tables-save"}
-ENV = {"LANG": "C", "LC_ALL": "C"}
-
-
-def default_runner(argv):
-    env = dict(os.environ)
-    env.update(ENV)
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 class ReadResult:
@@ -104,28 +93,15 @@ def _check_path(path, what, hint):
         raise SourceError(f"{what}: cannot read {path}: {exc.strerror}") from None
 
 
-def _run(runner, argv, result):
-    result.commands.append(argv)
-    rc, out, err = runner(argv)
-    if rc != 0:
-        raise SourceError(f"{' '.join(argv)} failed (rc={rc}): {(err or out).strip()[:500]}")
-    return out
-
-
-def read_local_addresses(netns=None, pid=None, runner=None, which=shutil.which):
-    """Addresses of the host or namespace (``ip -j address``), or None when `ip` is missing."""
-    runner = runner or default_runner
-    path = namespace_path(netns, pid)
-    ip_bin = which("ip")
+def _local_addresses(reader):
+    """Addresses of the calling thread's namespace (``ip -j address``), or None when `ip` fails."""
+    ip_bin = reader.which("ip")
     if not ip_bin:
         return None
-    argv = [ip_bin, "-j", "address", "show"]
-    if path:
-        nsenter = which("nsenter")
-        if not nsenter:
-            return None
-        argv = [nsenter, f"--net={path}", "--", *argv]
-    rc, out, _err = runner(argv)
+    try:
+        rc, out, _err = reader.run([ip_bin, "-j", "address", "show"])
+    except DumpError:
+        return None
     if rc != 0:
         return None
     try:
@@ -135,6 +111,23 @@ def read_local_addresses(netns=None, pid=None, runner=None, which=shutil.which):
     return [info["local"] for link in data for info in link.get("addr_info", []) if info.get("local")]
 
 
+def read_local_addresses(netns=None, pid=None, runner=None, which=None):
+    """Addresses of the host or namespace (``ip -j address``), or None when `ip` is missing."""
+    return in_netns(namespace_path(netns, pid), _local_addresses, Reader(runner, which))
+
+
+def _read_live(reader, wanted, families, counters, local_addresses, where):
+    """In the namespace: {(family, backend): entry or DumpError}, and the addresses."""
+    dumps = {}
+    for family in families:
+        for name in wanted:
+            try:
+                dumps[(family, name)] = reader.save(name, family, counters=counters, generic=True)
+            except DumpError as exc:
+                dumps[(family, name)] = exc
+    return dumps, (_local_addresses(reader) if local_addresses else None)
+
+
 def read_rules(
     src=None,
     netns=None,
@@ -142,7 +135,7 @@ def read_rules(
     backend="auto",
     families=FAMILIES,
     runner=None,
-    which=shutil.which,
+    which=None,
     counters=True,
     local_addresses=True,
 ):
@@ -152,7 +145,6 @@ def read_rules(
     _refuse_empty(src=src, netns=netns)
     if src and (netns or pid is not None):
         raise SourceError("src reads a saved dump; it cannot be combined with netns or pid")
-    runner = runner or default_runner
     if src:
         result = ReadResult(f"file {src}")
         if not os.path.isfile(src):
@@ -170,45 +162,36 @@ def read_rules(
             result.rulesets[ruleset.family] = ruleset
             result.by_backend[(ruleset.family, ruleset.backend)] = ruleset
             result.warnings.extend(ruleset.warnings)
+            result.warnings.extend(ruleset.header_notes)
         result.backend = "file"
         return result
 
     path = namespace_path(netns, pid)
     where = f"network namespace {netns}" if netns else (f"network namespace of pid {pid}" if pid else "host")
     result = ReadResult(where)
-    prefix = []
-    if path:
-        nsenter = which("nsenter")
-        if not nsenter:
-            raise SourceError("nsenter (util-linux) is needed to read a network namespace and was not found")
-        prefix = [nsenter, f"--net={path}", "--"]
     wanted = ("nft", "legacy") if backend == "auto" else (backend,)
+    # One entry into the namespace for every dump and the addresses.
+    dumps, addresses = in_netns(
+        path, _read_live, Reader(runner, which), wanted, families, counters, local_addresses, where
+    )
     used = set()
     for family in families:
         read_any = False
         errors = []
         for name in wanted:
-            binary = which(_COMMANDS[(family, name)])
-            if binary is None:
-                generic = which(_GENERIC[family])
-                if generic is None:
-                    errors.append(f"{_COMMANDS[(family, name)]} not found")
-                    continue
-                binary = generic
-            argv = [*prefix, binary]
-            if counters:
-                argv.append("-c")
-            try:
-                text = _run(runner, argv, result)
-            except SourceError as exc:
-                errors.append(str(exc))
+            entry = dumps[(family, name)]
+            if isinstance(entry, DumpError):
+                errors.append(str(entry))
                 continue
-            label = f"{where} ({os.path.basename(binary)})"
-            ruleset = parse_dump(text, source=label, family=family, backend=name)
+            result.commands.append(entry["argv"])
+            label = f"{where} ({os.path.basename(entry['argv'][0])})"
+            ruleset = parse_dump(entry["text"], source=label, family=family, backend=name)
             if ruleset.dialect and ruleset.dialect != name and backend != "auto":
                 result.warnings.append(f"{label}: asked for the {name} backend but the dump is {ruleset.dialect}")
             result.by_backend[(family, name)] = ruleset
-            result.warnings.extend(w for w in ruleset.warnings if not w.startswith("Warning: iptables-legacy"))
+            # The dump's own notes (iptables-nft-save's "legacy tables present") are left out:
+            # this reader reads both backends and says so itself.
+            result.warnings.extend(ruleset.warnings)
             read_any = True
         if not read_any:
             if backend != "auto" or family == "ipv4":
@@ -233,6 +216,5 @@ def read_rules(
         result.rulesets[family] = result.by_backend[(family, chosen)]
         used.add(chosen)
     result.backend = "+".join(sorted(used)) if used else backend
-    if local_addresses:
-        result.local_addresses = read_local_addresses(netns, pid, runner, which)
+    result.local_addresses = addresses
     return result

@@ -23,7 +23,10 @@ branches marked ``unevaluated`` (both outcomes explored), so the answer is never
 import bisect
 import heapq
 import ipaddress
+from types import MappingProxyType
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.branches import Branch, hostport
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.branches import result as branches_result
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import (
     MALFORMED,
@@ -33,6 +36,13 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher imp
     parse_mark,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.targets import (
+    NOT_MODELLED,
+    PASS_THROUGH,
+    QUEUES,
+    RETURNS,
+    VERDICTS,
+)
 
 TABLE_ORDER = {
     "PREROUTING": ("raw", "mangle", "nat"),
@@ -41,35 +51,6 @@ TABLE_ORDER = {
     "OUTPUT": ("raw", "mangle", "nat", "filter", "security"),
     "POSTROUTING": ("mangle", "nat"),
 }
-TERMINAL_NAT = frozenset(("REDIRECT", "DNAT", "SNAT", "MASQUERADE", "NETMAP"))
-NON_TERMINATING = frozenset(
-    (
-        "LOG",
-        "NFLOG",
-        "ULOG",
-        "TRACE",
-        "NOTRACK",
-        "AUDIT",
-        "CHECKSUM",
-        "CLASSIFY",
-        "TCPMSS",
-        "TCPOPTSTRIP",
-        "TEE",
-        "DSCP",
-        "TOS",
-        "TTL",
-        "HL",
-        "ECN",
-        "SET",
-        "SECMARK",
-        "CONNSECMARK",
-        "IDLETIMER",
-        "LED",
-        "HMARK",
-        "RATEEST",
-        "CT",
-    )
-)
 MAX_BRANCHES = 512
 MAX_DEPTH = 64
 INDEX_MIN_RULES = 32
@@ -189,31 +170,6 @@ class _ChainIndex:
         if start:
             return merged[bisect.bisect_left(merged, start) :]
         return merged
-
-
-class _Branch:
-    __slots__ = ("assumptions", "final", "nat", "pkt", "probability", "steps", "unevaluated", "verdict_rule")
-
-    def __init__(self, pkt):
-        self.pkt = pkt
-        self.steps = []
-        self.probability = 1.0
-        self.assumptions = []
-        self.unevaluated = []
-        self.nat = []  # (action, details) applied to the connection
-        self.final = None
-        self.verdict_rule = None
-
-    def fork(self):
-        other = _Branch(self.pkt.copy())
-        other.steps = list(self.steps)
-        other.probability = self.probability
-        other.assumptions = list(self.assumptions)
-        other.unevaluated = list(self.unevaluated)
-        other.nat = list(self.nat)
-        other.final = self.final
-        other.verdict_rule = self.verdict_rule
-        return other
 
 
 def _split_hostport(text, family):
@@ -401,128 +357,186 @@ class Tracer:
     def _apply(self, branch, rule, results):
         """Apply a matched rule whose target is not a user chain; return True when the branch
         left this chain (results filled)."""
-        target = rule.target
-        pkt = branch.pkt
-        table = rule.table
-        if target is None:
+        if rule.target is None:
             self._step(branch, rule, "count")
             return False
-        if target == "RETURN":
-            self._step(branch, rule, "RETURN")
-            results.append((branch, _RETURN))
-            return True
-        if target in ("ACCEPT", "DROP", "REJECT"):
-            self._step(branch, rule, target)
-            branch.verdict_rule = rule
-            results.append((branch, target))
-            return True
-        if target in ("QUEUE", "NFQUEUE"):
-            self._step(branch, rule, target, unevaluated=True)
-            branch.unevaluated.append(rule.text)
-            branch.verdict_rule = rule
-            results.append((branch, target))
-            return True
+        # A target the parser accepted but no handler knows (a -j to a chain-like name that is not
+        # defined) is treated as unmodelled: said, never silently followed.
+        handler = self.TARGET_HANDLERS.get(rule.target, Tracer._not_modelled)
+        return handler(self, branch, rule, results)
+
+    # -- target handlers: (branch, rule, results) -> True when the branch left the chain --------
+    def _return(self, branch, rule, results):
+        self._step(branch, rule, "RETURN")
+        results.append((branch, _RETURN))
+        return True
+
+    def _end_with_verdict(self, branch, rule, results):
+        self._step(branch, rule, rule.target)
+        branch.verdict_rule = rule
+        results.append((branch, rule.target))
+        return True
+
+    def _queue(self, branch, rule, results):
+        self._step(branch, rule, rule.target, unevaluated=True)
+        branch.unevaluated.append(rule.text)
+        branch.verdict_rule = rule
+        results.append((branch, rule.target))
+        return True
+
+    def _redirect(self, branch, rule, results):
+        pkt = branch.pkt
         opts = dict(rule.target_options)
-        if target == "REDIRECT":
-            ports = opts.get("to-ports") or opts.get("to-port")
-            if pkt.hook == "output" and not pkt.dnat:
-                pkt.dst = ipaddress.ip_address("::1" if pkt.family == "ipv6" else "127.0.0.1")
-                pkt.out_interface = "lo"
-            if ports:
-                pkt.dport = int(ports.split("-")[0].split(":")[0])
-            pkt.dnat = True
-            branch.nat.append(("REDIRECT", {"to_ports": pkt.dport}))
-            self._step(branch, rule, "REDIRECT")
-            branch.verdict_rule = rule
-            results.append((branch, "NAT"))
-            return True
-        if target in ("DNAT", "NETMAP") and table == "nat" and rule.chain != "POSTROUTING":
-            host, port = _split_hostport(opts.get("to-destination") or opts.get("to"), pkt.family)
-            if host:
-                if target == "NETMAP":
-                    net = ipaddress.ip_network(host if "/" in (opts.get("to") or "") else opts.get("to"), strict=False)
-                    offset = int(pkt.dst) & int(net.hostmask)
-                    pkt.dst = ipaddress.ip_address(int(net.network_address) | offset)
-                else:
-                    pkt.dst = ipaddress.ip_address(host)
-                if pkt.hook == "output":
-                    pkt.out_interface = "lo" if pkt.is_local(pkt.dst) else None
-            if port is not None:
-                pkt.dport = port
-            pkt.dnat = True
-            branch.nat.append(("DNAT", {"to_destination": self._hostport(pkt)}))
-            self._step(branch, rule, target)
-            branch.verdict_rule = rule
-            results.append((branch, "NAT"))
-            return True
-        if target in ("SNAT", "MASQUERADE", "NETMAP"):
-            host, port = _split_hostport(opts.get("to-source"), pkt.family)
-            if host:
-                pkt.src = ipaddress.ip_address(host)
-            if port is not None:
-                pkt.sport = port
-            pkt.snat = True
-            branch.nat.append((target, {"to_source": host or "address of the outgoing interface"}))
-            self._step(branch, rule, target)
-            results.append((branch, "NAT"))
-            return True
-        if target == "TPROXY":
-            port = opts.get("on-port")
-            mark = opts.get("tproxy-mark")
-            if mark:
-                value, mask = parse_mark(mark)
-                pkt.mark = (pkt.mark & ~mask) ^ value
-            if port:
-                pkt.dport = int(port)
-            if opts.get("on-ip") and opts["on-ip"] not in ("0.0.0.0", "::"):
-                pkt.dst = ipaddress.ip_address(opts["on-ip"])
-            branch.nat.append(("TPROXY", {"to_ports": pkt.dport}))
-            branch.assumptions.append(
-                {
-                    "rule": rule.text,
-                    "table": table,
-                    "chain": rule.chain,
-                    "rule_number": rule.number,
-                    "assumed": f"a transparent socket listens on port {pkt.dport} (else the kernel drops the packet)",
-                }
-            )
-            self._step(branch, rule, "TPROXY")
-            branch.verdict_rule = rule
-            results.append((branch, "TPROXY"))
-            return True
-        if target == "MARK":
-            pkt.mark = self._mark(pkt.mark, opts)
-            self._step(branch, rule, "MARK", mark=hex(pkt.mark))
-            return False
-        if target == "CONNMARK":
-            if "save-mark" in opts:
-                nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
-                ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
-                pkt.connmark = (pkt.connmark & ~ctmask) ^ (pkt.mark & nfmask)
-            elif "restore-mark" in opts:
-                nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
-                ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
-                pkt.mark = (pkt.mark & ~nfmask) ^ (pkt.connmark & ctmask)
+        ports = opts.get("to-ports") or opts.get("to-port")
+        if pkt.hook == "output" and not pkt.dnat:
+            pkt.dst = ipaddress.ip_address("::1" if pkt.family == "ipv6" else "127.0.0.1")
+            pkt.out_interface = "lo"
+        if ports:
+            pkt.dport = int(ports.split("-")[0].split(":")[0])
+        pkt.dnat = True
+        branch.nat.append(("REDIRECT", {"to_ports": pkt.dport}))
+        self._step(branch, rule, "REDIRECT")
+        branch.verdict_rule = rule
+        results.append((branch, "NAT"))
+        return True
+
+    @staticmethod
+    def _rewrites_destination(rule):
+        # DNAT and NETMAP rewrite the destination in the nat table before routing; NETMAP in
+        # POSTROUTING rewrites the source; DNAT elsewhere is not modelled.
+        return rule.table == "nat" and rule.chain != "POSTROUTING"
+
+    def _dnat(self, branch, rule, results):
+        if not self._rewrites_destination(rule):
+            return self._not_modelled(branch, rule, results)
+        return self._destination_nat(branch, rule, results)
+
+    def _netmap(self, branch, rule, results):
+        if self._rewrites_destination(rule):
+            return self._destination_nat(branch, rule, results)
+        return self._snat(branch, rule, results)
+
+    def _destination_nat(self, branch, rule, results):
+        pkt = branch.pkt
+        opts = dict(rule.target_options)
+        host, port = _split_hostport(opts.get("to-destination") or opts.get("to"), pkt.family)
+        if host:
+            if rule.target == "NETMAP":
+                net = ipaddress.ip_network(host if "/" in (opts.get("to") or "") else opts.get("to"), strict=False)
+                offset = int(pkt.dst) & int(net.hostmask)
+                pkt.dst = ipaddress.ip_address(int(net.network_address) | offset)
             else:
-                pkt.connmark = self._mark(pkt.connmark, opts)
-            self._step(branch, rule, "CONNMARK", mark=hex(pkt.mark), connmark=hex(pkt.connmark))
-            return False
-        if target in NON_TERMINATING:
-            self._step(branch, rule, target)
-            return False
-        # An extension target the engine does not know: say so and assume it lets the packet go on.
-        self._step(branch, rule, target, unevaluated=True)
+                pkt.dst = ipaddress.ip_address(host)
+            if pkt.hook == "output":
+                pkt.out_interface = "lo" if pkt.is_local(pkt.dst) else None
+        if port is not None:
+            pkt.dport = port
+        pkt.dnat = True
+        branch.nat.append(("DNAT", {"to_destination": hostport(pkt)}))
+        self._step(branch, rule, rule.target)
+        branch.verdict_rule = rule
+        results.append((branch, "NAT"))
+        return True
+
+    def _snat(self, branch, rule, results):
+        pkt = branch.pkt
+        host, port = _split_hostport(dict(rule.target_options).get("to-source"), pkt.family)
+        if host:
+            pkt.src = ipaddress.ip_address(host)
+        if port is not None:
+            pkt.sport = port
+        pkt.snat = True
+        branch.nat.append((rule.target, {"to_source": host or "address of the outgoing interface"}))
+        self._step(branch, rule, rule.target)
+        results.append((branch, "NAT"))
+        return True
+
+    def _tproxy(self, branch, rule, results):
+        pkt = branch.pkt
+        opts = dict(rule.target_options)
+        port = opts.get("on-port")
+        mark = opts.get("tproxy-mark")
+        if mark:
+            value, mask = parse_mark(mark)
+            pkt.mark = (pkt.mark & ~mask) ^ value
+        if port:
+            pkt.dport = int(port)
+        if opts.get("on-ip") and opts["on-ip"] not in ("0.0.0.0", "::"):
+            pkt.dst = ipaddress.ip_address(opts["on-ip"])
+        branch.nat.append(("TPROXY", {"to_ports": pkt.dport}))
+        branch.assumptions.append(
+            {
+                "rule": rule.text,
+                "table": rule.table,
+                "chain": rule.chain,
+                "rule_number": rule.number,
+                "assumed": f"a transparent socket listens on port {pkt.dport} (else the kernel drops the packet)",
+            }
+        )
+        self._step(branch, rule, "TPROXY")
+        branch.verdict_rule = rule
+        results.append((branch, "TPROXY"))
+        return True
+
+    def _set_mark(self, branch, rule, results):
+        pkt = branch.pkt
+        pkt.mark = self._mark(pkt.mark, dict(rule.target_options))
+        self._step(branch, rule, "MARK", mark=hex(pkt.mark))
+        return False
+
+    def _connmark(self, branch, rule, results):
+        pkt = branch.pkt
+        opts = dict(rule.target_options)
+        if "save-mark" in opts:
+            nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
+            ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
+            pkt.connmark = (pkt.connmark & ~ctmask) ^ (pkt.mark & nfmask)
+        elif "restore-mark" in opts:
+            nfmask = parse_int(opts.get("nfmask") or opts.get("mask") or "0xffffffff")
+            ctmask = parse_int(opts.get("ctmask") or opts.get("mask") or "0xffffffff")
+            pkt.mark = (pkt.mark & ~nfmask) ^ (pkt.connmark & ctmask)
+        else:
+            pkt.connmark = self._mark(pkt.connmark, opts)
+        self._step(branch, rule, "CONNMARK", mark=hex(pkt.mark), connmark=hex(pkt.connmark))
+        return False
+
+    def _pass_through(self, branch, rule, results):
+        self._step(branch, rule, rule.target)
+        return False
+
+    def _not_modelled(self, branch, rule, results):
+        # Say so and assume the target lets the packet go on.
+        self._step(branch, rule, rule.target, unevaluated=True)
         branch.unevaluated.append(rule.text)
         branch.assumptions.append(
             {
                 "rule": rule.text,
-                "table": table,
+                "table": rule.table,
                 "chain": rule.chain,
                 "rule_number": rule.number,
-                "assumed": f"target {target} does not end the traversal",
+                "assumed": f"target {rule.target} does not end the traversal",
             }
         )
         return False
+
+    # Every target of targets.KNOWN_TARGETS has its handler (tests/unit/iptables/test_targets.py).
+    TARGET_HANDLERS = MappingProxyType(
+        {
+            **dict.fromkeys(RETURNS, _return),
+            **dict.fromkeys(VERDICTS, _end_with_verdict),
+            **dict.fromkeys(QUEUES, _queue),
+            "REDIRECT": _redirect,
+            "DNAT": _dnat,
+            "NETMAP": _netmap,
+            "SNAT": _snat,
+            "MASQUERADE": _snat,
+            "TPROXY": _tproxy,
+            "MARK": _set_mark,
+            "CONNMARK": _connmark,
+            **dict.fromkeys(PASS_THROUGH, _pass_through),
+            **dict.fromkeys(NOT_MODELLED, _not_modelled),
+        }
+    )
 
     @staticmethod
     def _mark(current, opts):
@@ -539,11 +553,6 @@ class Tracer:
         if "xor-mark" in opts:
             return current ^ parse_int(opts["xor-mark"])
         return current
-
-    @staticmethod
-    def _hostport(pkt):
-        host = f"[{pkt.dst}]" if pkt.family == "ipv6" else str(pkt.dst)
-        return f"{host}:{pkt.dport}" if pkt.dport is not None else host
 
     # -- the hook pipeline --------------------------------------------------------------------
     def _run_builtin(self, branch, table, chain_name):
@@ -595,7 +604,7 @@ class Tracer:
         pkt = spec if isinstance(spec, Packet) else Packet(spec, self.local_addresses)
         self._branch_count = 1
         self._packet_dict = pkt.to_dict()
-        start = _Branch(pkt.copy())
+        start = Branch(pkt.copy())
         pkt = start.pkt
         if pkt.hook == "output":
             if pkt.out_interface is None and pkt.is_local(pkt.dst):
@@ -650,7 +659,7 @@ class Tracer:
                             ob.final = "FORWARDED"
                 done.extend(out)
             branches = done
-        return self._result(pkt, branches)
+        return branches_result(pkt, self._packet_dict, branches, self._verdict)
 
     def _verdict(self, branch):
         pkt = branch.pkt
@@ -669,8 +678,8 @@ class Tracer:
             if verdict["action"] in ("REDIRECT", "TPROXY"):
                 verdict["to_ports"] = pkt.dport
             if verdict["action"] in ("REDIRECT", "DNAT", "TPROXY"):
-                verdict["to_destination"] = self._hostport(pkt)
-        verdict["destination"] = self._hostport(pkt)
+                verdict["to_destination"] = hostport(pkt)
+        verdict["destination"] = hostport(pkt)
         verdict["delivered"] = {"LOCAL": "local", "SENT": "sent", "FORWARDED": "forwarded"}.get(branch.final, "dropped")
         if verdict["delivered"] == "local":
             verdict["local_port"] = pkt.dport
@@ -678,64 +687,3 @@ class Tracer:
         verdict["rule"] = rule.text if rule is not None else None
         verdict["mark"] = hex(pkt.mark)
         return verdict
-
-    def _result(self, pkt, branches):
-        outcomes = []
-        for b in branches:
-            outcomes.append(
-                {
-                    "probability": round(b.probability, 6),
-                    "steps": b.steps,
-                    "verdict": self._verdict(b),
-                    "unevaluated": b.unevaluated,
-                    "assumptions": b.assumptions,
-                }
-            )
-        result = {"name": pkt.name, "packet": self._packet_dict, "family": pkt.family}
-        if len(outcomes) == 1:
-            only = outcomes[0]
-            result.update(
-                steps=only["steps"],
-                verdict=only["verdict"],
-                branches=[],
-                unevaluated=only["unevaluated"],
-                assumptions=only["assumptions"],
-            )
-            return result
-        prefix = []
-        for index in range(min(len(o["steps"]) for o in outcomes)):
-            column = [o["steps"][index] for o in outcomes]
-            if all(s == column[0] for s in column):
-                prefix.append(column[0])
-            else:
-                break
-        verdicts = {(o["verdict"]["action"], o["verdict"].get("to_destination")) for o in outcomes}
-        actions = sorted({o["verdict"]["action"] for o in outcomes})
-        destinations = [o["verdict"].get("to_destination") for o in outcomes]
-        if len(verdicts) == 1:
-            verdict = dict(outcomes[0]["verdict"])
-        elif len(actions) == 1:
-            # Same action, different targets (a load-balanced service): the branches tell which.
-            verdict = {
-                "action": actions[0],
-                "to_ports": None,
-                "to_destination": None,
-                "actions": actions,
-                "to_destinations": destinations,
-                "delivered": outcomes[0]["verdict"]["delivered"],
-            }
-        else:
-            verdict = {
-                "action": "MULTIPLE",
-                "to_ports": None,
-                "to_destination": None,
-                "actions": actions,
-                "to_destinations": destinations,
-            }
-        unevaluated = []
-        for o in outcomes:
-            for text in o["unevaluated"]:
-                if text not in unevaluated:
-                    unevaluated.append(text)
-        result.update(steps=prefix, verdict=verdict, branches=outcomes, unevaluated=unevaluated, assumptions=[])
-        return result

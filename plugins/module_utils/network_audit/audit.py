@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import DumpError, Reader, in_netns
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import (
     discovery,
     node_judgement,
@@ -22,7 +23,6 @@ from ansible_collections.meshops.istio.plugins.module_utils.network_audit import
     procfs,
     reading,
 )
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import runtime as runtimemod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.findings import finding, worst_severity
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.options import (
@@ -34,6 +34,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.network_audit.option
 __all__ = ["DEFAULTS", "SCHEMA_VERSION", "NodeAuditError", "run_audit", "validate_options"]
 
 SCHEMA_VERSION = 1
+RUNTIME_TIMEOUT = 10  # seconds for each crictl/docker call: naming pods is a nicety, not the audit
 
 
 def _now():
@@ -41,12 +42,16 @@ def _now():
 
 
 def _node_addresses(node_netns):
-    return dumpmod.in_netns(node_netns, procfs.node_ipv4_addresses)
+    return in_netns(node_netns, procfs.node_ipv4_addresses)
 
 
-def run_audit(options, after_discovery=None):
-    """Audit the node; ``after_discovery`` (tests only) is called between discovery and reading."""
+def run_audit(options, after_discovery=None, runner=None, which=None):
+    """Audit the node; ``after_discovery`` (tests only) is called between discovery and reading.
+
+    ``runner`` and ``which`` run every command (see :mod:`...iptables.reader`); the module
+    passes ``AnsibleModule.run_command`` and ``get_bin_path``."""
     opts = validate_options(options)
+    reader = Reader(runner, which, timeout=opts["dump_timeout"])
     timings = {}
     t0 = time.monotonic()
     node_netns = opts["node_netns"]
@@ -85,30 +90,24 @@ def run_audit(options, after_discovery=None):
     # Even root may be refused (pid 1 of a sandbox, a process in another user namespace): those
     # stay in report["errors"] and summary.processes_not_read, without a finding.
     runtime_pool = ThreadPoolExecutor(max_workers=1)
-    runtime_future = runtime_pool.submit(runtimemod.container_index) if opts["runtime_lookup"] else None
+    runtime_future = (
+        runtime_pool.submit(runtimemod.container_index, Reader(runner, which, timeout=RUNTIME_TIMEOUT))
+        if opts["runtime_lookup"]
+        else None
+    )
     if after_discovery is not None:
         after_discovery()
     pods = [discovery.describe_pod(entry, opts) for entry in sidecars]
     try:
         node_addresses = _node_addresses(node_netns)
-    except (OSError, procfs.ProcessGone, dumpmod.DumpError) as exc:
+    except (OSError, procfs.ProcessGone, DumpError) as exc:
         node_addresses = []
         report["errors"].append({"node": True, "error": f"node addresses not readable: {exc}"})
     report["node"]["addresses"] = node_addresses
     timings["discovery"] = time.monotonic() - t0
 
     t1 = time.monotonic()
-    workers = opts["workers"] or max(2, (os.cpu_count() or 2) * 2)
-    jobs = {"host": (node_netns, None)}
-    for pod in pods:
-        if pod["status"] == "ok":
-            jobs[pod["id"]] = (pod["netns_path"], pod.get("legacy_tables"))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            key: pool.submit(reading.read_target, path, legacy, opts, key != "host")
-            for key, (path, legacy) in jobs.items()
-        }
-        results = {key: fut.result() for key, fut in futures.items()}
+    results = reading.read_all(node_netns, pods, opts, reader)
     for pod in pods:
         if pod["id"] in results:
             reading.attach_sockets(pod, results[pod["id"]].pop("__sockets__", None))
@@ -237,7 +236,7 @@ def run_audit(options, after_discovery=None):
         t3 = time.monotonic()
         for pod in pods:
             if pod["status"] == "ok":
-                pod["probe"] = probe.probe_pod(pod, opts, node_netns)
+                pod["probe"] = probe.probe_pod(pod, opts, node_netns, reader)
         timings["probe"] = time.monotonic() - t3
 
     for pod in pods:

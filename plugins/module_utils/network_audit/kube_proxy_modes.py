@@ -1,8 +1,8 @@
 """kube-proxy in every mode: read its nftables tables and IPVS state on the node, recognise the
 mode, and explain the NodePort path in each (the iptables mode is read with the node's dumps).
 
-Readers run inside the node's network namespace (the dump thread calls them):
-:func:`read_nft` asks ``nft -j list tables`` and then lists only the ``kube-proxy`` tables;
+Readers run inside the node's network namespace (the dump thread calls them with the audit's
+reader, :class:`...iptables.reader.Reader`): :func:`read_nft` lists the ``kube-proxy`` table;
 :func:`read_ipvs` reads ``/proc/thread-self/net/ip_vs``. Each returns a dump entry
 (``status`` ok | absent | error, ``reason``, ``text``). :func:`judge` returns the mode, the
 services and the NodePort paths, and the findings for what could not be read.
@@ -10,10 +10,10 @@ services and the NodePort paths, and the findings for what could not be read.
 
 import json
 import os
-import subprocess
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables import ipvs
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import DumpError
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.findings import finding
 from ansible_collections.meshops.istio.plugins.module_utils.nftables.kube_proxy import (
     TABLE,
@@ -23,33 +23,27 @@ from ansible_collections.meshops.istio.plugins.module_utils.nftables.kube_proxy 
 from ansible_collections.meshops.istio.plugins.module_utils.nftables.ruleset import parse_json
 from ansible_collections.meshops.istio.plugins.module_utils.nftables.tracer import NftTracer
 
-_ENV = {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-
-def _nft(args, timeout):
-    proc = subprocess.run(["nft", "-j", *args], capture_output=True, text=True, env=_ENV, timeout=timeout, check=False)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def read_nft(timeout, family="ip"):
+def read_nft(reader, family="ip"):
     """kube-proxy's nftables table of the calling thread's namespace, as nft JSON text.
 
     One listing of the table (nft reads its whole cache for any listing, so a second call doubles
     the time); only when it fails does ``nft -j list tables`` tell an absent table from an error.
     """
     command = f"nft -j list table {family} {TABLE}"
-    try:
-        rc, out, err = _nft(["list", "table", family, TABLE], timeout)
-    except FileNotFoundError:
+    nft = reader.which("nft")
+    if nft is None:
         return {"status": "error", "reason": "not-installed", "error": "nft is not installed on the node"}
-    except subprocess.TimeoutExpired:
-        return {"status": "error", "reason": "timeout", "error": f"{command} timed out after {timeout}s"}
+    try:
+        rc, out, err = reader.run([nft, "-j", "list", "table", family, TABLE])
+    except DumpError as exc:
+        return {"status": "error", "reason": exc.reason, "error": str(exc)}
     if rc == 0:
         return {"status": "ok", "text": out, "command": command}
     try:
-        rc2, tables_out, _err2 = _nft(["list", "tables"], timeout)
+        rc2, tables_out, _err2 = reader.run([nft, "-j", "list", "tables"])
         tables = [i["table"] for i in json.loads(tables_out or "{}").get("nftables", []) if "table" in i]
-    except (subprocess.TimeoutExpired, ValueError, AttributeError, TypeError):
+    except (DumpError, ValueError, AttributeError, TypeError):
         rc2, tables = 1, []
     if rc2 == 0 and not any(t.get("family") == family and t.get("name") == TABLE for t in tables):
         return {
@@ -60,7 +54,7 @@ def read_nft(timeout, family="ip"):
     return {"status": "error", "reason": reason, "error": f"{command} failed (rc={rc}): {err.strip()[:300]}"}
 
 
-def read_ipvs(_timeout=None):
+def read_ipvs(_reader=None):
     """IPVS virtual servers of the calling thread's namespace (/proc/net/ip_vs)."""
     try:
         with open("/proc/thread-self/net/ip_vs", encoding="ascii") as handle:

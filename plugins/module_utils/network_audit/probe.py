@@ -5,12 +5,12 @@ import socket
 import time
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import DumpError, in_netns, save
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import judge
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.findings import finding
 
 
-def probe_pod(pod, opts, node_netns):
+def probe_pod(pod, opts, node_netns, reader):
     """Counters before, one TCP connection from the node to the app port, counters after."""
     ports = pod.get("app_ports") or []
     ip = next((a for a in pod.get("ips", []) if ":" not in a), None)
@@ -19,7 +19,7 @@ def probe_pod(pod, opts, node_netns):
     port = ports[0]
     backend = pod.get("capture_backend") or "nft"
     try:
-        before = judge.parse(dumpmod.save(pod["netns_path"], backend)["text"], "probe-before", backend)
+        before = judge.parse(save(pod["netns_path"], backend, reader=reader)["text"], "probe-before", backend)
         error = None
         start = time.monotonic()
 
@@ -28,12 +28,12 @@ def probe_pod(pod, opts, node_netns):
                 pass
 
         try:
-            dumpmod.in_netns(node_netns, connect)
+            in_netns(node_netns, connect)
         except OSError as exc:
             error = str(exc)
         elapsed = time.monotonic() - start
-        after = judge.parse(dumpmod.save(pod["netns_path"], backend)["text"], "probe-after", backend)
-    except (dumpmod.DumpError, IptablesError) as exc:
+        after = judge.parse(save(pod["netns_path"], backend, reader=reader)["text"], "probe-after", backend)
+    except (DumpError, IptablesError) as exc:
         return {"status": "error", "error": str(exc)}
     b, a = judge.counters_map(before), judge.counters_map(after)
     moved = sorted(k for k in a if a[k] > b.get(k, 0))

@@ -1,9 +1,18 @@
 """Reading each namespace once, in a thread of its own: the iptables dumps it needs (with the
 legacy dump skipped where no legacy table exists), its listening sockets, and on the node
-kube-proxy's nftables table and IPVS state; then parsing the dumps."""
+kube-proxy's nftables table and IPVS state; then parsing the dumps.
+
+Every command goes through the one reader (:mod:`...iptables.reader`) the audit was given."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import (
+    DumpError,
+    in_netns,
+    no_legacy_tables,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import (
     judge,
     kube_proxy_modes,
@@ -45,12 +54,57 @@ def dump_plan(backends, families, legacy_tables):
     return wanted, absent
 
 
-def read_target(path, legacy_tables, opts, with_sockets):
+def _error_entry(exc):
+    return {"status": "error", "reason": exc.reason, "error": str(exc)}
+
+
+def read_namespace(netns_path, wanted, reader, sockets_reader=None, extra_readers=None):
+    """Enter ``netns_path`` once and take every dump in ``wanted`` ({key: (backend, family)}).
+
+    Returns ``{key: {"status": "ok"|"absent"|"error", ...}}`` (an error has a ``reason``) and,
+    when ``sockets_reader`` is given, the listening sockets it returns under ``"__sockets__"``.
+    ``extra_readers`` ({key: reader_func(reader) -> entry}) run in the same namespace; their
+    entries come back under ``"__extra__"``.
+    """
+
+    def work():
+        out = {}
+        if extra_readers:
+            out["__extra__"] = {key: func(reader) for key, func in extra_readers.items()}
+        if sockets_reader is not None:
+            try:
+                out["__sockets__"] = {"status": "ok", "sockets": sockets_reader()}
+            except OSError as exc:
+                out["__sockets__"] = {"status": "error", "error": f"sock_diag: {exc}"}
+        for key, (backend, family) in wanted.items():
+            if backend == "legacy" and no_legacy_tables(family):
+                out[key] = {"status": "absent", "detail": "no legacy iptables tables in this namespace"}
+                continue
+            try:
+                entry = reader.save(backend, family)
+            except DumpError as exc:
+                out[key] = _error_entry(exc)
+                continue
+            out[key] = {"status": "ok", **{k: entry[k] for k in ("text", "seconds", "command")}}
+        return out
+
+    try:
+        return in_netns(netns_path, work)
+    except DumpError as exc:  # the namespace itself could not be entered
+        out = {key: _error_entry(exc) for key in wanted}
+        if sockets_reader:
+            out["__sockets__"] = {"status": "error", "error": str(exc)}
+        if extra_readers:
+            out["__extra__"] = {key: _error_entry(exc) for key in extra_readers}
+        return out
+
+
+def read_target(path, legacy_tables, opts, with_sockets, reader):
     wanted, absent = dump_plan(opts["backends"], opts["families"], legacy_tables)
-    out = dumpmod.read_namespace(
+    out = read_namespace(
         path,
         wanted,
-        timeout=opts["dump_timeout"],
+        reader,
         sockets_reader=sockdiag.listening_sockets if with_sockets else None,
         # The node only: kube-proxy's nftables table and IPVS state (its other modes).
         extra_readers=None
@@ -59,6 +113,23 @@ def read_target(path, legacy_tables, opts, with_sockets):
     )
     out.update(absent)
     return out
+
+
+def read_all(node_netns, pods, opts, reader):
+    """Read the node and every readable pod, each namespace in a thread of its own.
+
+    Returns ``{"host": entries, pod_id: entries}`` (see :func:`read_namespace`)."""
+    workers = opts["workers"] or max(2, (os.cpu_count() or 2) * 2)
+    jobs = {"host": (node_netns, None)}
+    for pod in pods:
+        if pod["status"] == "ok":
+            jobs[pod["id"]] = (pod["netns_path"], pod.get("legacy_tables"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            key: pool.submit(read_target, path, legacy, opts, key != "host", reader)
+            for key, (path, legacy) in jobs.items()
+        }
+        return {key: fut.result() for key, fut in futures.items()}
 
 
 def parse_dumps(dumps, source):

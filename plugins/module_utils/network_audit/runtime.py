@@ -6,31 +6,37 @@ processes themselves tell (environment, Envoy bootstrap) and finally to the pod 
 """
 
 import json
-import shutil
-import subprocess
+from collections import namedtuple
+
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import DumpError, Reader
 
 POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 CONTAINER_NAME = "io.kubernetes.container.name"
 
 
-def _run(argv, timeout):
-    env = {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+_Answer = namedtuple("_Answer", "returncode stdout stderr")
 
 
-def container_index(timeout=10, which=shutil.which):
+def _run(reader, argv):
+    rc, out, err = reader.run(argv)
+    return _Answer(rc, out or "", err or "")
+
+
+def container_index(reader=None):
     """Map container (and sandbox) id -> {pod, namespace, container, labels, runtime}.
 
+    ``reader`` (:class:`...iptables.reader.Reader`) runs the commands, with its timeout.
     Returns ``(index, notes)``; ``notes`` says which runtimes were asked and what failed.
     """
+    reader = reader or Reader(timeout=10)
     index = {}
     notes = []
-    crictl = which("crictl")
+    crictl = reader.which("crictl")
     if crictl:
         try:
-            pods = _run([crictl, "pods", "-o", "json"], timeout)
-            ctrs = _run([crictl, "ps", "-a", "-o", "json"], timeout)
+            pods = _run(reader, [crictl, "pods", "-o", "json"])
+            ctrs = _run(reader, [crictl, "ps", "-a", "-o", "json"])
             if pods.returncode != 0 or ctrs.returncode != 0:
                 notes.append(f"crictl failed: {(pods.stderr or ctrs.stderr).strip()[:200]}")
             else:
@@ -57,12 +63,12 @@ def container_index(timeout=10, which=shutil.which):
                         "runtime": "cri",
                     }
                 notes.append(f"crictl: {len(index)} containers and sandboxes")
-        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        except (DumpError, ValueError) as exc:
             notes.append(f"crictl could not be used: {exc}")
-    docker = which("docker")
+    docker = reader.which("docker")
     if docker:
         try:
-            out = _run([docker, "ps", "--no-trunc", "--format", "{{json .}}"], timeout)
+            out = _run(reader, [docker, "ps", "--no-trunc", "--format", "{{json .}}"])
             if out.returncode != 0:
                 notes.append(f"docker ps failed: {out.stderr.strip()[:200]}")
             else:
@@ -84,7 +90,7 @@ def container_index(timeout=10, which=shutil.which):
                         },
                     )
                 notes.append(f"docker: {count} Kubernetes containers")
-        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        except (DumpError, ValueError) as exc:
             notes.append(f"docker could not be used: {exc}")
     if not crictl and not docker:
         notes.append("no container runtime CLI (crictl, docker) on the node: pods named from their processes")

@@ -14,6 +14,8 @@ destination is local, else ``forward`` and ``postrouting``) or ``output`` (then 
 
 import ipaddress
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.branches import Branch, hostport
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.branches import result as branches_result
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import PROTOCOLS, Packet
 from ansible_collections.meshops.istio.plugins.module_utils.nftables.ruleset import render
@@ -25,29 +27,6 @@ _UNKNOWN = object()
 
 class NftTraceError(IptablesError):
     """The trace cannot be completed (a jump loop, too many branches)."""
-
-
-class _Branch:
-    __slots__ = ("assumptions", "final", "nat", "pkt", "probability", "steps", "unevaluated")
-
-    def __init__(self, pkt):
-        self.pkt = pkt
-        self.steps = []
-        self.probability = 1.0
-        self.assumptions = []
-        self.unevaluated = []
-        self.nat = []
-        self.final = None
-
-    def fork(self):
-        other = _Branch(self.pkt.copy())
-        other.steps = list(self.steps)
-        other.probability = self.probability
-        other.assumptions = list(self.assumptions)
-        other.unevaluated = list(self.unevaluated)
-        other.nat = list(self.nat)
-        other.final = self.final
-        return other
 
 
 def _address(text):
@@ -366,7 +345,7 @@ class NftTracer:
                 if port is not None:
                     pkt.dport = int(port)
                 pkt.dnat = True
-                branch.nat.append(("DNAT", {"to_destination": _hostport(pkt)}))
+                branch.nat.append(("DNAT", {"to_destination": hostport(pkt)}))
                 self._step(branch, rule, "dnat")
                 return "accept"  # a nat statement ends the chain for this hook
             if kind == "masquerade":
@@ -439,7 +418,7 @@ class NftTracer:
         pkt = spec if isinstance(spec, Packet) else Packet(spec, self.local_addresses)
         self._branch_count = 1
         packet_dict = pkt.to_dict()
-        start = _Branch(pkt.copy())
+        start = Branch(pkt.copy())
         if start.pkt.hook == "output":
             branches = self._run_hook([start], "output")
             branches = self._run_hook(branches, "postrouting")
@@ -468,12 +447,7 @@ class NftTracer:
                         ob.final = ob.final or "FORWARDED"
                 done.extend(out)
             branches = done
-        return _result(pkt, packet_dict, branches)
-
-
-def _hostport(pkt):
-    host = f"[{pkt.dst}]" if pkt.family == "ipv6" else str(pkt.dst)
-    return f"{host}:{pkt.dport}" if pkt.dport is not None else host
+        return branches_result(pkt, packet_dict, branches, _verdict_of)
 
 
 def _verdict_of(branch):
@@ -488,66 +462,9 @@ def _verdict_of(branch):
                 verdict.update(details)
             elif kind == "MASQUERADE":
                 verdict.setdefault("to_source", details["to_source"])
-    verdict["destination"] = _hostport(pkt)
+    verdict["destination"] = hostport(pkt)
     verdict["delivered"] = {"LOCAL": "local", "SENT": "sent", "FORWARDED": "forwarded"}.get(branch.final, "dropped")
     if verdict["delivered"] == "local":
         verdict["local_port"] = pkt.dport
     verdict["mark"] = hex(pkt.mark)
     return verdict
-
-
-def _result(pkt, packet_dict, branches):
-    outcomes = [
-        {
-            "probability": round(b.probability, 6),
-            "steps": b.steps,
-            "verdict": _verdict_of(b),
-            "unevaluated": b.unevaluated,
-            "assumptions": b.assumptions,
-        }
-        for b in branches
-    ]
-    result = {"name": pkt.name, "packet": packet_dict, "family": pkt.family}
-    if len(outcomes) == 1:
-        only = outcomes[0]
-        result.update(
-            steps=only["steps"],
-            verdict=only["verdict"],
-            branches=[],
-            unevaluated=only["unevaluated"],
-            assumptions=only["assumptions"],
-        )
-        return result
-    actions = sorted({o["verdict"]["action"] for o in outcomes})
-    destinations = [o["verdict"].get("to_destination") for o in outcomes]
-    if len(actions) == 1:
-        verdict = {
-            "action": actions[0],
-            "to_ports": None,
-            "to_destination": None,
-            "actions": actions,
-            "to_destinations": destinations,
-            "delivered": outcomes[0]["verdict"]["delivered"],
-        }
-    else:
-        verdict = {
-            "action": "MULTIPLE",
-            "to_ports": None,
-            "to_destination": None,
-            "actions": actions,
-            "to_destinations": destinations,
-        }
-    shortest = min(len(o["steps"]) for o in outcomes)
-    prefix = []
-    for index in range(shortest):
-        column = [o["steps"][index] for o in outcomes]
-        if any(s != column[0] for s in column):
-            break
-        prefix.append(column[0])
-    unevaluated = []
-    for o in outcomes:
-        for text in o["unevaluated"]:
-            if text not in unevaluated:
-                unevaluated.append(text)
-    result.update(steps=prefix, verdict=verdict, branches=outcomes, unevaluated=unevaluated, assumptions=[])
-    return result

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ansible_collections.meshops.istio.plugins.module_utils.network_audit import dumps as dumpmod
+from ansible_collections.meshops.istio.plugins.module_utils.iptables import reader as readermod
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import NodeAuditError, run_audit
 from lab.pods import BROKEN_VARIANTS, CaptureOptions
 from tests.rulegen.kube_proxy_nft import kube_proxy_nft_rules
@@ -273,8 +273,10 @@ def test_nonsensical_options_are_refused_before_anything_is_read(pod_lab, option
 
 
 def test_missing_iptables_command_is_a_clear_error():
-    with pytest.raises(dumpmod.DumpError, match="iptables-nft-save is not installed"):
-        dumpmod.save(None, "nft", bin_paths={"iptables-nft-save": "/nonexistent/iptables-nft-save"})
+    missing = readermod.Reader(which=lambda name: f"/nonexistent/{name}")
+    with pytest.raises(readermod.DumpError, match="iptables-nft-save is not installed") as info:
+        readermod.save(None, "nft", reader=missing)
+    assert info.value.reason == "not-installed"
 
 
 def _rules_without_counters(text):

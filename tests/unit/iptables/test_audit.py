@@ -61,7 +61,8 @@ def test_both_backends_warning_is_a_finding():
     result = audit(
         parse_dump(dump_text("istio-default", "rules")),
         both_backends=True,
-        reader_warnings=["a warning that does not mention it"],
+        where="network namespace pod-1",
     )
     assert result["findings"][0]["code"] == "BOTH_BACKENDS"
     assert result["findings"][0]["severity"] == "warning"
+    assert "ipv4 rules in the network namespace pod-1" in result["findings"][0]["message"]

@@ -10,16 +10,22 @@ Figures (targets from issue 3):
   built, rules compiled) and warm, target <= 5 ms;
 * read + parse + audit of a real network namespace (iptables-nft-save run by the engine) against
   iptables-nft-save alone on the same namespace, target <= 2x. Needs root; skipped otherwise.
+* iptables_info on a saved 200k-rule kube-proxy dump (20k with --quick): time and JSON size of the
+  module's result with every rule, the first 1000 (max_rules) and detail=summary (issue 18: 200k
+  rules took 55 s and returned 85 MB). The module runs as Ansible runs it on a node (its own
+  process, exit_json), so the figures hold everything the node does, not the controller's part.
 """
 
 import argparse
 import importlib
+import json
 import os
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -210,6 +216,36 @@ def bench_namespace(size, text, repeat):
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+def bench_info(size):
+    """iptables_info's module process on a saved dump: wall time and bytes of its JSON result."""
+    services = services_for(size)
+    with tempfile.TemporaryDirectory(prefix="mo-bench-info-") as tmp:
+        dump = os.path.join(tmp, "rules.save")
+        with open(dump, "w", encoding="utf-8") as handle:
+            handle.write(kube_proxy_rules(services))
+        module = os.path.join(REPO, "plugins", "modules", "iptables_info.py")
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "collections"))
+        print(f"== iptables_info on a saved kube-proxy dump ({len(services)} services; the module's own process)")
+        for label, extra in (
+            ("every rule (detail=rules)", {}),
+            ("max_rules=1000", {"max_rules": 1000}),
+            ("detail=summary", {"detail": "summary"}),
+        ):
+            args = os.path.join(tmp, "args.json")
+            with open(args, "w", encoding="utf-8") as handle:
+                json.dump({"ANSIBLE_MODULE_ARGS": dict({"src": dump}, **extra)}, handle)
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, module, args], capture_output=True, env=env, check=True, cwd=tmp)
+            elapsed = time.perf_counter() - start
+            result = json.loads(proc.stdout)
+            figures = result["size"]
+            print(
+                f"  {label:<26} {elapsed:6.1f} s  {len(proc.stdout) / 1e6:7.2f} MB of JSON  "
+                f"({figures['rules_returned']} of {figures['rules']} rules returned; full list "
+                f"{'about ' if figures['full_json_bytes_estimated'] else ''}{figures['full_json_bytes'] / 1e6:.1f} MB)"
+            )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run, a few seconds)")
@@ -221,6 +257,7 @@ def main(argv=None):
     bench_trace(services, ruleset)
     for size in [1_000] if args.quick else [10_000, 100_000]:
         bench_namespace(size, rulesets[size][2], 3 if size < 100_000 else 2)
+    bench_info(20_000 if args.quick else 200_000)
     return 0
 
 

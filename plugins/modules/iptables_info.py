@@ -27,6 +27,29 @@ options:
     elements: str
     choices: [raw, mangle, nat, filter, security]
     default: [raw, mangle, nat, filter]
+  detail:
+    description:
+      - What to return of each chain.
+      - V(rules) returns every rule, parsed (or the first O(max_rules) of them).
+      - V(summary) returns no rules, only per table and chain the number of rules, the policy and
+        its counters, the packets and bytes summed over the chain's rules, and the chains each
+        chain jumps or goes to. For kube-proxy's rules, a few to each of tens of thousands of
+        chains, that is several times smaller than the rule list; for long chains, far smaller.
+    type: str
+    choices: [rules, summary]
+    default: rules
+  max_rules:
+    description:
+      - With O(detail=rules), return at most this many rules in all, the first ones in the order
+        read (IPv4, then IPv6, then RV(other_backend); tables and chains in dump order). When rules
+        are left out, RV(truncated) is V(true), RV(size) says how many were read and a warning says
+        how many were left out and how to get them.
+      - Once the limit is reached, the remaining built-in chains are still listed (policy and
+        counters, no rules, RV(iptables.chains.rules_left_out)); user chains whose rules were all
+        left out are not listed (RV(size.chains_left_out) counts them).
+      - Leave it out to return every rule. Ignored with O(detail=summary).
+      - A whole number of 1 or more.
+    type: int
 attributes:
   check_mode:
     description: Whether the module runs in check mode and predicts changes without making them.
@@ -60,12 +83,39 @@ EXAMPLES = r"""
 - name: Parse a saved dump
   meshops.istio.iptables_info:
     src: /var/tmp/node1-iptables-save.txt
+
+- name: How many rules each chain of a busy node's nat table holds, without the rules
+  meshops.istio.iptables_info:
+    tables: [nat]
+    detail: summary
+  become: true
+  register: node_nat
+
+- name: Show the chains KUBE-SERVICES jumps to, and the size of the full rule list
+  ansible.builtin.debug:
+    msg: >-
+      {{ node_nat.iptables.nat.chains['KUBE-SERVICES'].jumps | length }} service chains;
+      all {{ node_nat.size.rules }} rules would be about
+      {{ (node_nat.size.full_json_bytes / 1000000) | round(1) }} MB of JSON
+
+- name: The first 500 rules only
+  meshops.istio.iptables_info:
+    tables: [nat]
+    max_rules: 500
+  become: true
+  register: first_rules
+
+- name: Say when rules were left out
+  ansible.builtin.debug:
+    msg: "{{ first_rules.size.rules_returned }} of {{ first_rules.size.rules }} rules returned"
+  when: first_rules.truncated
 """
 
 RETURN = r"""
 iptables:
   description:
-    - The IPv4 rules, by table, then by chain (in dump order).
+    - The IPv4 rules, by table, then by chain (in dump order); with O(detail=summary), the
+      counts, counters and jumps of each table and chain instead of the rules.
   returned: always
   type: dict
   contains:
@@ -86,6 +136,7 @@ iptables:
           description: The rules in evaluation order.
           type: list
           elements: dict
+          returned: with O(detail=rules)
           contains:
             rule_number:
               description: Position in the chain, from 1, as in C(iptables -L --line-numbers).
@@ -116,6 +167,36 @@ iptables:
             bytes:
               description: Bytes that matched the rule.
               type: int
+        rules_left_out:
+          description: How many rules of the chain O(max_rules) left out.
+          type: int
+          returned: when O(max_rules) cut the rules of this chain
+        rule_count:
+          description: With O(detail=summary), the number of rules of the chain.
+          type: int
+          returned: with O(detail=summary)
+        rule_packets:
+          description:
+            - With O(detail=summary), the packets summed over the chain's rules (V(null) when the
+              dump has no counters).
+          type: int
+          returned: with O(detail=summary)
+        rule_bytes:
+          description: With O(detail=summary), the bytes summed over the chain's rules.
+          type: int
+          returned: with O(detail=summary)
+        jumps:
+          description:
+            - With O(detail=summary), the chains of the table this chain's rules jump (C(-j)) or go
+              (C(-g)) to, in rule order, each once.
+          type: list
+          elements: str
+          returned: with O(detail=summary)
+          sample: [KUBE-SERVICES]
+    rule_count:
+      description: With O(detail=summary), the number of rules of the table.
+      type: int
+      returned: with O(detail=summary)
   sample:
     nat:
       chains:
@@ -167,10 +248,51 @@ rule_count:
   returned: always
   type: dict
   sample: {ipv4: 18, ipv6: 0}
+truncated:
+  description: Whether O(max_rules) left rules out of the result.
+  returned: always
+  type: bool
+  sample: false
+size:
+  description:
+    - How much was read and returned, so that a large result can be told before it is asked for.
+  returned: always
+  type: dict
+  contains:
+    rules:
+      description:
+        - Rules in the tables asked for, both families and RV(other_backend) included (what
+          O(detail=rules) without O(max_rules) would return).
+      type: int
+    rules_returned:
+      description: Rules returned in the result (V(0) with O(detail=summary)).
+      type: int
+    chains_left_out:
+      description: User chains not listed because O(max_rules) left out all their rules.
+      type: int
+    json_bytes:
+      description: Size of RV(iptables), RV(ip6tables) and RV(other_backend) of this result as JSON.
+      type: int
+    full_json_bytes:
+      description:
+        - Size those would have as JSON with O(detail=rules) and no O(max_rules); estimated from
+          a sample of the rules when they were not all returned.
+      type: int
+    full_json_bytes_estimated:
+      description: Whether RV(size.full_json_bytes) is an estimate.
+      type: bool
+  sample:
+    rules: 200008
+    rules_returned: 500
+    chains_left_out: 72310
+    json_bytes: 191022
+    full_json_bytes: 84652000
+    full_json_bytes_estimated: true
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.info import info_result, validate_info_options
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
     read_from_module,
     run_source_module,
@@ -182,30 +304,24 @@ TABLES_SPEC = {
     "choices": ["raw", "mangle", "nat", "filter", "security"],
     "default": ["raw", "mangle", "nat", "filter"],
 }
+EXTRA_SPEC = {
+    "tables": TABLES_SPEC,
+    "detail": {"type": "str", "choices": ["rules", "summary"], "default": "rules"},
+    "max_rules": {"type": "int"},
+}
 
 
 def run(module):
-    tables = module.params["tables"]
+    params = module.params
+    # Checked before anything is read.
+    detail, max_rules = validate_info_options(params["detail"], params["max_rules"])
     read = read_from_module(module)
-    result = {"changed": False, "backend": read.backend, "both_backends": []}
-    for family, key in (("ipv4", "iptables"), ("ipv6", "ip6tables")):
-        ruleset = read.rulesets.get(family)
-        result[key] = ruleset.to_dict(tables) if ruleset else {}
-        result.setdefault("rule_count", {})[family] = ruleset.rule_count() if ruleset else 0
-        with_rules = read.backends_with_rules(family)
-        if len(with_rules) > 1:
-            result["both_backends"].append(family)
-            other = next(b for b in with_rules if ruleset is None or b != ruleset.backend)
-            result.setdefault("other_backend", {})[family] = {
-                "backend": other,
-                "rules": read.by_backend[(family, other)].to_dict(tables),
-            }
     # Ansible's own warnings mechanism returns them as the result's "warnings" and shows them.
-    return result, read.warnings
+    return info_result(read, params["tables"], detail, max_rules)
 
 
 def main():
-    run_source_module(AnsibleModule, {"tables": TABLES_SPEC}, run)
+    run_source_module(AnsibleModule, EXTRA_SPEC, run)
 
 
 if __name__ == "__main__":

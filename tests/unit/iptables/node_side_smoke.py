@@ -7,6 +7,7 @@ sys.path.insert(0, sys.argv[1])
 
 import os
 
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.info import info_result
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.parser import parse_dump
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
@@ -26,5 +27,10 @@ node = parse_dump(dump_text("kube-node", "rules"))
 packet = {"name": "web", "hook": "prerouting", "protocol": "tcp", "src": "192.0.2.1", "dst": "10.96.0.20", "dport": 80}
 trace = Tracer(node).trace(packet)
 assert len(trace["branches"]) == 3, trace
+read = type("Read", (), {"backend": "file", "warnings": [], "rulesets": {"ipv4": node}, "by_backend": {}})()
+read.backends_with_rules = lambda family: []
+for detail in ("rules", "summary"):
+    info, _warnings = info_result(read, ["nat"], detail, 2)
+    assert info["size"]["rules"] == node.table("nat").rule_count(), info["size"]
 assert node_audit._now().endswith("Z")
 print("ok", sys.version_info[0], sys.version_info[1])

@@ -130,7 +130,7 @@ def _up_kwok(name, node_lab, cluster, proxy_mode):
     return {"nodes": node_status["nodes"], "vars_file": str(lab_home(name) / "vars.yml"), **variables}
 
 
-def _write_vars(name, kubeconfig, nodes_kind):
+def _write_vars(name, kubeconfig, nodes_kind, role_images=(), ctr=None):
     bundle = make_bundle()
     variables = {
         "istioctl_version": bundle.version,
@@ -138,6 +138,9 @@ def _write_vars(name, kubeconfig, nodes_kind):
         "lab_kubeconfig": str(kubeconfig),
         # real: pods run (webhook injection, traffic); kwok: simulated (inventories/lab says what differs)
         "lab_nodes": nodes_kind,
+        # for the images role (site.yml): the archives of Istio's images and the samples' images
+        "lab_image_archives": [{"src": str(i.archive)} for i in role_images],
+        **({"lab_ctr": ctr} if ctr else {}),
     }
     (lab_home(name) / "vars.yml").write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")
     return variables
@@ -195,7 +198,7 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
     if switch_proxy_mode:
         _say(f"kube-proxy switched to {proxy_mode} mode")
     mark("kubelets started")
-    for image in [i for i in images if i not in first]:
+    for image in [i for i in images if i not in first and i.name in catalog.CLUSTER_IMAGES]:
         for node, names in agents.load_images(real, ctr, [image], _say, control_plane).items():
             imported.setdefault(node, []).extend(names)
         agents.raise_if_exiting(real)  # a kubelet that cannot start is named now, not after the imports
@@ -208,7 +211,7 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
     _apply(kubeconfig, COREDNS)
     _wait_available(api, "kube-system", "coredns", 120.0, real)
     mark("CoreDNS available")
-    variables = _write_vars(name, kubeconfig, "real")
+    variables = _write_vars(name, kubeconfig, "real", [i for i in images if i.name not in catalog.CLUSTER_IMAGES], ctr)
     _record(name, {"proxy_mode": proxy_mode, "nodes_kind": "real", "timings": timings})
     _say(f"up in {time.monotonic() - t0:.1f}s; kubeconfig: {kubeconfig}")
     return {
@@ -283,7 +286,9 @@ def main(argv=None):
         "--nodes", default="real", choices=("real", "kwok"), help="real Kubernetes nodes (default) or kwok's simulation"
     )
     parser.add_argument(
-        "--samples", action="store_true", help="also build and load the samples' images (Bookinfo, nginx, tomcat)"
+        "--samples",
+        action="store_true",
+        help="also build the samples' images (Bookinfo, nginx, tomcat); site.yml's images role loads them",
     )
     parser.add_argument(
         "--proxy-mode",

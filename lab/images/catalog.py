@@ -206,6 +206,10 @@ _IMAGES: dict[str, Image] = {}
 
 # What a tainted control-plane node runs: the sandbox and the cluster DNS (which tolerates it).
 CONTROL_PLANE_IMAGES = ("registry.k8s.io/pause:3.10.2", "registry.k8s.io/coredns/coredns:v1.15.0")
+# What the lab imports itself when it starts (the cluster and its test workload, as a user's
+# cluster has them before the collection runs); every other image (Istio's, the samples') is
+# loaded by the meshops.istio.images role, the way an air-gapped site loads them.
+CLUSTER_IMAGES = (*CONTROL_PLANE_IMAGES, "localhost/meshops-lab/app:1")
 
 
 def images(samples: bool = True) -> dict[str, Image]:

@@ -141,6 +141,9 @@ class RunResult:
 class Node:
     name: str
     workdir: Path
+    # containers.podman.podman is what a user's own inventory of podman hosts would use;
+    # lab_podman (lab/connection_plugins) is the lab's faster transport, for tests of many runs.
+    connection: str = "containers.podman.podman"
 
     def sh(self, script: str, check: bool = True, user: str | None = None) -> subprocess.CompletedProcess:
         args = ["exec", *(["--user", user] if user else []), self.name, "bash", "-c", script]
@@ -169,7 +172,7 @@ class Node:
         inventory = {
             "all": {
                 "vars": {
-                    "ansible_connection": "containers.podman.podman",
+                    "ansible_connection": self.connection,
                     "ansible_python_interpreter": interpreter or "/usr/bin/python3",
                 },
                 "children": {"control_plane": {"hosts": {self.name: {}}}},
@@ -198,7 +201,13 @@ class Node:
 
 
 @pytest.fixture
-def node_factory(mirror, tmp_path_factory):
+def node_connection() -> str:
+    """The connection the tests' inventories use (a test module may override this fixture)."""
+    return "containers.podman.podman"
+
+
+@pytest.fixture
+def node_factory(mirror, tmp_path_factory, node_connection):
     """Start fresh systemd node containers on the mirror's network; removed afterwards."""
     started: list[str] = []
 
@@ -206,7 +215,7 @@ def node_factory(mirror, tmp_path_factory):
         name = f"meshops-ictl-node-{uuid.uuid4().hex[:6]}"
         start_node(name, network=mirror.network)
         started.append(name)
-        return Node(name, tmp_path_factory.mktemp(name))
+        return Node(name, tmp_path_factory.mktemp(name), node_connection)
 
     yield start
     for name in started:
@@ -216,3 +225,23 @@ def node_factory(mirror, tmp_path_factory):
 @pytest.fixture
 def node(node_factory) -> Node:
     return node_factory()
+
+
+@pytest.fixture(scope="module")
+def pristine_node_container(mirror):
+    """One node container for a module's tests that must leave the node as they found it."""
+    name = f"meshops-ictl-node-{uuid.uuid4().hex[:6]}"
+    start_node(name, network=mirror.network)
+    yield name
+    podman("rm", "-f", "-t", "0", name, check=False)
+
+
+@pytest.fixture
+def pristine_node(pristine_node_container, tmp_path_factory, node_connection) -> Node:
+    """The shared container with a controller work directory (inventory, download cache) of the
+    test's own. Each test that uses it asserts the node unchanged by its run (a snapshot), so
+    the next one starts from a node nothing was installed on, as with a fresh container."""
+    before = Node(pristine_node_container, tmp_path_factory.mktemp(pristine_node_container), node_connection)
+    snapshot = before.snapshot()
+    yield before
+    assert before.snapshot() == snapshot, "the test changed the node that the next tests share"

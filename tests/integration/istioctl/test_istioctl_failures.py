@@ -1,7 +1,10 @@
 """Failure paths of the istioctl role: each one a readable error and an untouched node.
 
 Real node containers and a real HTTP mirror container (podman); the mirror's second port sends
-half of every archive and closes the connection.
+half of every archive and closes the connection. The runs go through the lab's transport
+(lab_podman: nsenter, pipelined); test_istioctl_lifecycle.py runs the role through
+containers.podman.podman. The tests that fail before installing anything share one container
+(pristine_node), each proving that it left the node as it found it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ import pytest
 from .release_tools import BAD_ARCHIVES, WRONG_TOP, bad_archive, relabel, truncated, write_sha256
 
 pytestmark = pytest.mark.podman
+
+
+@pytest.fixture
+def node_connection() -> str:
+    return "lab_podman"
+
 
 FAST_RETRY = {"istioctl_download_retries": 3, "istioctl_download_delay": 1, "istioctl_download_timeout": 20}
 
@@ -42,11 +51,11 @@ def test_checksum_mismatch_keeps_previous_version(node, mirror):
     assert list((node.workdir / "cache").glob(f"{relabelled.filename}*")) == []
 
 
-def test_pinned_checksum_mismatch(node, mirror):
+def test_pinned_checksum_mismatch(pristine_node, mirror):
     real = mirror.releases["real"]
-    before = node.snapshot()
+    before = pristine_node.snapshot()
     pinned = "0" * 64
-    r = node.play(
+    r = pristine_node.play(
         {
             "istioctl_version": real.version,
             "istioctl_mirror_url": mirror.url(),
@@ -55,7 +64,7 @@ def test_pinned_checksum_mismatch(node, mirror):
     )
     assert_failed_untouched(
         r,
-        node,
+        pristine_node,
         before,
         "sha256 mismatch",
         f"expected {pinned}",
@@ -64,10 +73,10 @@ def test_pinned_checksum_mismatch(node, mirror):
     )
 
 
-def test_mirror_404_retries_then_fails(node, mirror):
-    before = node.snapshot()
+def test_mirror_404_retries_then_fails(pristine_node, mirror):
+    before = pristine_node.snapshot()
     hits = mirror.hits()
-    r = node.play(
+    r = pristine_node.play(
         {
             "istioctl_version": "9.9.9",
             "istioctl_checksums": {"9.9.9": {"amd64": "a" * 64}},
@@ -77,7 +86,7 @@ def test_mirror_404_retries_then_fails(node, mirror):
     )
     assert_failed_untouched(
         r,
-        node,
+        pristine_node,
         before,
         r"Could not download http://\S+/9\.9\.9/istio-9\.9\.9-linux-amd64\.tar\.gz"
         r" after 3 attempts",
@@ -88,26 +97,33 @@ def test_mirror_404_retries_then_fails(node, mirror):
     assert mirror.hits().get(key, 0) - hits.get(key, 0) == 3
 
 
-def test_connection_dropped_half_way_retries_then_fails(node, mirror):
+def test_connection_dropped_half_way_retries_then_fails(pristine_node, mirror):
     real = mirror.releases["real"]
-    before = node.snapshot()
+    before = pristine_node.snapshot()
     hits = mirror.hits()
-    r = node.play({"istioctl_version": real.version, "istioctl_mirror_url": mirror.url(port=8081), **FAST_RETRY})
+    r = pristine_node.play(
+        {"istioctl_version": real.version, "istioctl_mirror_url": mirror.url(port=8081), **FAST_RETRY}
+    )
     assert_failed_untouched(
-        r, node, before, "Could not download .* after 3 attempts", "(?i)incomplete read", "Nothing was installed"
+        r,
+        pristine_node,
+        before,
+        "Could not download .* after 3 attempts",
+        "(?i)incomplete read",
+        "Nothing was installed",
     )
     key = f"8081 /{real.version}/{real.filename}"
     assert mirror.hits().get(key, 0) - hits.get(key, 0) == 3
-    assert list((node.workdir / "cache").glob(f"{real.filename}*")) == []
+    assert list((pristine_node.workdir / "cache").glob(f"{real.filename}*")) == []
 
 
 @pytest.mark.parametrize("version", ["1.24", "latest", "v1.24.2", "1.24.2 ; rm -rf /"])
-def test_invalid_version(node, mirror, version):
-    before = node.snapshot()
-    r = node.play({"istioctl_version": version, "istioctl_mirror_url": mirror.url()})
+def test_invalid_version(pristine_node, mirror, version):
+    before = pristine_node.snapshot()
+    r = pristine_node.play({"istioctl_version": version, "istioctl_mirror_url": mirror.url()})
     assert_failed_untouched(
         r,
-        node,
+        pristine_node,
         before,
         re.escape(f"istioctl_version '{version}' is not a release version"),
         "Set istioctl_version to\\s+X.Y.Z",
@@ -128,16 +144,16 @@ def test_unsupported_arch_detected(node, mirror):
     assert_failed_untouched(r, node, before, "has architecture 'i[36]86'", "only amd64 and arm64")
 
 
-def test_unsupported_arch_set(node, mirror):
-    before = node.snapshot()
-    r = node.play(
+def test_unsupported_arch_set(pristine_node, mirror):
+    before = pristine_node.snapshot()
+    r = pristine_node.play(
         {
             "istioctl_version": mirror.releases["real"].version,
             "istioctl_arch": "s390x",
             "istioctl_mirror_url": mirror.url(),
         }
     )
-    assert_failed_untouched(r, node, before, "istioctl_arch", "s390x")
+    assert_failed_untouched(r, pristine_node, before, "istioctl_arch", "s390x")
 
 
 def test_refuses_what_it_did_not_install_and_repairs_its_own(node, mirror):

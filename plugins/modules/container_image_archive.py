@@ -131,10 +131,10 @@ format:
 """
 
 import os
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
 from ansible_collections.meshops.istio.plugins.module_utils.images.archive import read_archive
 from ansible_collections.meshops.istio.plugins.module_utils.images.containerd import (
     DEFAULT_ADDRESS,
@@ -144,7 +144,6 @@ from ansible_collections.meshops.istio.plugins.module_utils.images.containerd im
 from ansible_collections.meshops.istio.plugins.module_utils.images.errors import (
     ContainerdError,
     ImageArchiveError,
-    ImagesError,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.images.plan import plan
 
@@ -236,10 +235,7 @@ def main():
         required_one_of=[["path", "images"]],
         supports_check_mode=True,
     )
-    try:
-        module.exit_json(**run(module))
-    except ImagesError as e:
-        module.fail_json(msg=str(e), exception=traceback.format_exc())
+    module.exit_json(**run_module(module, lambda: run(module), "container_image_archive"))
 
 
 if __name__ == "__main__":

@@ -106,12 +106,10 @@ images:
       target_digest: null
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
 from ansible_collections.meshops.istio.plugins.module_utils.images.archive import read_archive
-from ansible_collections.meshops.istio.plugins.module_utils.images.errors import ImagesError
 from ansible_collections.meshops.istio.plugins.module_utils.images.module_support import (
     check_file_sha256,
     normal_sha256,
@@ -136,10 +134,7 @@ def main():
         argument_spec={"path": {"type": "path", "required": True}, "sha256": {"type": "str"}},
         supports_check_mode=True,
     )
-    try:
-        module.exit_json(**run(module))
-    except ImagesError as e:
-        module.fail_json(msg=str(e), exception=traceback.format_exc())
+    module.exit_json(**run_module(module, lambda: run(module), "container_image_archive_info"))
 
 
 if __name__ == "__main__":

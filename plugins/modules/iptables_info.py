@@ -321,7 +321,7 @@ def run(module):
 
 
 def main():
-    run_source_module(AnsibleModule, EXTRA_SPEC, run)
+    run_source_module(AnsibleModule, EXTRA_SPEC, run, "iptables_info")
 
 
 if __name__ == "__main__":

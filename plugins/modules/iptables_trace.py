@@ -296,7 +296,7 @@ def main():
         "packets": {"type": "list", "elements": "dict", "required": True, "options": PACKET_SPEC},
         "local_addresses": {"type": "list", "elements": "str"},
     }
-    run_source_module(AnsibleModule, extra, run)
+    run_source_module(AnsibleModule, extra, run, "iptables_trace")
 
 
 if __name__ == "__main__":

@@ -206,11 +206,11 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 try:
+    from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
     from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import EXPECTED_SPEC
     from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import module_runner, module_which
     from ansible_collections.meshops.istio.plugins.module_utils.network_audit.audit import (
         DEFAULTS,
-        NodeAuditError,
         run_audit,
     )
 except ImportError:  # pragma: no cover - reported by main()
@@ -251,16 +251,9 @@ def main():
             msg="cannot import the network audit module_utils", exception=IMPORT_ERROR
         )
     module = AnsibleModule(argument_spec=_argument_spec(), supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except NodeAuditError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    except Exception as exc:  # a bug must not hide behind a bare traceback
-        module.fail_json(
-            msg=f"internal error in meshops.istio's network audit ({type(exc).__name__}: {exc}); please report "
-            "it with the traceback shown at -vvv",
-            exception=traceback.format_exc(),
-        )
+    # The audit's own errors (NodeAuditError, IptablesError: MeshopsError) name the option or the
+    # input; anything else is reported as a bug with the traceback apart.
+    module.exit_json(**run_module(module, lambda: run(module), "network_audit_info"))
 
 
 if __name__ == "__main__":

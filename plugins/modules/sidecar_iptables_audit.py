@@ -259,7 +259,7 @@ def main():
         "expected": {"type": "dict", "options": EXPECTED_SPEC},
         "local_addresses": {"type": "list", "elements": "str"},
     }
-    run_source_module(AnsibleModule, extra, run)
+    run_source_module(AnsibleModule, extra, run, "sidecar_iptables_audit")
 
 
 if __name__ == "__main__":

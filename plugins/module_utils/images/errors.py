@@ -1,8 +1,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Domain exceptions of the image archive code. Modules turn them into fail_json."""
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
 
-class ImagesError(Exception):
+
+class ImagesError(MeshopsError):
     """Base class of every error the images package raises."""
 
 

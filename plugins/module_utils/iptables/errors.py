@@ -1,7 +1,9 @@
 """Domain exceptions of the iptables engine. Modules turn them into fail_json."""
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
 
-class IptablesError(Exception):
+
+class IptablesError(MeshopsError):
     """Base class of every error the engine raises."""
 
 

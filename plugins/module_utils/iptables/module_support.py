@@ -8,9 +8,8 @@ No Ansible imports: the module class is passed in, and used through ``run_comman
 
 import contextlib
 import gc
-import traceback
 
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import IptablesError
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.reader import module_runner, module_which
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.source import read_rules
 
@@ -52,30 +51,26 @@ def short_lived_process():
             gc.enable()
 
 
-def run_source_module(module_class, extra_spec, run):
+def run_source_module(module_class, extra_spec, run, module_name):
     """The main() of iptables_info, iptables_trace and sidecar_iptables_audit.
 
     Builds the argument spec (the source options plus ``extra_spec``), calls ``run(module)`` ->
     ``(result, warnings)`` while no cyclic garbage collection runs, hands the warnings to Ansible,
-    and turns the engine's errors into ``fail_json`` naming the input. Anything else is a bug in
-    the collection and says so, with the traceback as ``exception`` (shown at -vvv).
+    and turns the engine's errors (``IptablesError``, a ``MeshopsError``) into ``fail_json`` naming
+    the input. Anything else is a bug in the collection and says so, with the traceback as
+    ``exception`` (shown at -vvv): ``errors.run_module``.
     """
     argument_spec = dict(SOURCE_ARGSPEC)
     argument_spec.update(extra_spec)
     module = module_class(
         argument_spec=argument_spec, mutually_exclusive=SOURCE_MUTUALLY_EXCLUSIVE, supports_check_mode=True
     )
-    try:
+
+    def work():
         with short_lived_process():
-            result, warnings = run(module)
-    except IptablesError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    except Exception as exc:  # a bug: say so, and keep the traceback for -vvv
-        module.fail_json(
-            msg=f"internal error in meshops.istio ({type(exc).__name__}: {exc}); please report it with the "
-            "traceback shown at -vvv",
-            exception=traceback.format_exc(),
-        )
+            return run(module)
+
+    result, warnings = run_module(module, work, module_name)
     for warning in warnings:
         module.warn(warning)
     result.setdefault("changed", False)

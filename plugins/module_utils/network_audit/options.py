@@ -1,6 +1,7 @@
 """The node audit's options: the one source of their defaults (the module's argument spec and the
 role's argument specs take them from here or document the same values) and their validation."""
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
     MAX_ID,
     OptionError,
@@ -24,7 +25,7 @@ DEFAULTS = {
 }
 
 
-class NodeAuditError(Exception):
+class NodeAuditError(MeshopsError):
     """The node itself cannot be audited (no /proc, no iptables at all), or an option is unusable."""
 
 

@@ -12,13 +12,14 @@ import json
 import os
 import tempfile
 
+from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.istio.plugins.module_utils.network_audit import htmlreport, render
 
 FORMATS = ("json", "markdown", "html")
 MAX_NAME = 200
 
 
-class ReportError(Exception):
+class ReportError(MeshopsError):
     """A report cannot be written; the message names the option or the path, and the fix."""
 
 

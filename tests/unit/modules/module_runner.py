@@ -30,3 +30,21 @@ def run_module(main, args, check_mode=False):
     with patch_module_args(args), contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
         main()
     return json.loads(out.getvalue()), exited.value.code
+
+
+def show_tracebacks(monkeypatch):
+    """ansible-core 2.19 returns a failure's traceback only when the controller asks for it
+    (ANSIBLE_DISPLAY_TRACEBACK=error); older releases always return it (shown at -vvv)."""
+    try:
+        from ansible.module_utils._internal import _traceback
+    except ImportError:
+        return
+    monkeypatch.setattr(_traceback, "_is_traceback_enabled", lambda event: True)
+
+
+def assert_reported_as_bug(result, code, exception_name, function_name):
+    """A failure that says it is a bug of the collection, with the traceback apart from the message."""
+    assert code == 1, result
+    assert "bug in meshops.istio" in result["msg"] and exception_name in result["msg"], result["msg"]
+    assert "Traceback" not in result["msg"]
+    assert "Traceback" in result["exception"] and function_name in result["exception"]

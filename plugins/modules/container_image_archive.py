@@ -53,19 +53,17 @@ options:
         invisible to Kubernetes.
     type: str
     default: k8s.io
+extends_documentation_fragment:
+  - meshops.istio.attributes
 attributes:
   check_mode:
-    description: Whether the module runs in check mode and predicts changes without making them.
     support: full
     details: It reads containerd (and the archive when it exists) and reports what an import would change.
   diff_mode:
-    description: Whether the module returns a diff of what it changed or would change.
     support: full
     details: The image ID of every name of the archive, before and after.
   platform:
-    description: The systems the module runs on.
     support: full
-    platforms: posix
 notes:
   - Needs access to the containerd socket (usually root, C(become=true)).
 seealso:

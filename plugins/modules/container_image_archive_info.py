@@ -33,18 +33,12 @@ options:
       - The sha256 the archive file must have (64 hex digits, optionally prefixed with V(sha256:)).
         A different file fails before its contents are read.
     type: str
+extends_documentation_fragment:
+  - meshops.istio.attributes
+  - meshops.istio.attributes.info_module
 attributes:
-  check_mode:
-    description: Whether the module runs in check mode and predicts changes without making them.
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    description: Whether the module returns a diff of what it changed or would change.
-    support: none
   platform:
-    description: The systems the module runs on.
     support: full
-    platforms: posix
 seealso:
   - module: meshops.istio.container_image_archive
 """

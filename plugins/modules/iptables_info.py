@@ -19,6 +19,8 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - meshops.istio.iptables_source
+  - meshops.istio.attributes
+  - meshops.istio.attributes.info_module
 options:
   tables:
     description:
@@ -51,17 +53,8 @@ options:
       - A whole number of 1 or more.
     type: int
 attributes:
-  check_mode:
-    description: Whether the module runs in check mode and predicts changes without making them.
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    description: Whether the module returns a diff of what it changed or would change.
-    support: none
   platform:
-    description: The systems the module runs on.
     support: full
-    platforms: posix
 seealso:
   - module: meshops.istio.iptables_trace
   - module: meshops.istio.sidecar_iptables_audit

@@ -37,6 +37,8 @@ author:
   - meshops.istio developers (@meshops)
 extends_documentation_fragment:
   - meshops.istio.capture_expected
+  - meshops.istio.attributes
+  - meshops.istio.attributes.info_module
 options:
   proxy_uids:
     description:
@@ -110,14 +112,8 @@ options:
     default: 30
 attributes:
   check_mode:
-    description: Whether the module runs in check mode and predicts changes without making them.
-    support: full
     details: The module only reads (and, with O(probe), opens TCP connections); it runs the same way in check mode.
-  diff_mode:
-    description: Whether the module returns a diff of what it changed or would change.
-    support: none
   platform:
-    description: The systems the module runs on.
     support: full
     platforms: linux
 notes:

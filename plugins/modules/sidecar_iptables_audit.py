@@ -32,6 +32,8 @@ author:
 extends_documentation_fragment:
   - meshops.istio.iptables_source
   - meshops.istio.capture_expected
+  - meshops.istio.attributes
+  - meshops.istio.attributes.info_module
 options:
   family:
     description: Which rules to audit, V(ipv4) (C(iptables)) or V(ipv6) (C(ip6tables)).
@@ -44,17 +46,8 @@ options:
     type: list
     elements: str
 attributes:
-  check_mode:
-    description: Whether the module runs in check mode and predicts changes without making them.
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    description: Whether the module returns a diff of what it changed or would change.
-    support: none
   platform:
-    description: The systems the module runs on.
     support: full
-    platforms: posix
 seealso:
   - module: meshops.istio.iptables_info
   - module: meshops.istio.iptables_trace

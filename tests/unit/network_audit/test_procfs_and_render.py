@@ -72,7 +72,7 @@ def _step(table, chain, number, action):
     return {"table": table, "chain": chain, "rule_number": number, "rule": f"-A {chain}", "action": action}
 
 
-def test_path_text_reads_like_the_seed():
+def test_path_text_reads_like_the_tutorial():
     pod = {"listening": [{"port": 15006, "pid": 42, "process": "envoy"}]}
     steps = [
         _step("raw", "PREROUTING", None, "policy ACCEPT"),

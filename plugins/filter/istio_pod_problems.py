@@ -7,8 +7,8 @@ short_description: (internal) Say why pods are not running and ready
 version_added: 0.1.0
 author: meshops.istio developers
 description:
-  - Internal to the roles of meshops.istio, not a public interface; it may change or go in any
-    release.
+  - Internal to the C(meshops.istio.istio_control_plane) and C(meshops.istio.istio_samples) roles,
+    not a public interface; it may change or go in any release.
   - Takes Pod objects (for example the C(resources) of M(kubernetes.core.k8s_info)) and returns
     one readable line per pod that is not running with every container ready, with the first
     cause as C(kubectl describe pod) shows it (not scheduled and why, a container waiting with

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: dns_name
-short_description: Test whether a string is a valid DNS host name that /etc/hosts can map
+short_description: (internal) Test whether a string is a valid DNS host name that /etc/hosts can map
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.hosts_entries) role (its input checks),
+    not a public interface; it may change or go in any release.
   - True for a host name made of labels of letters, digits and inner hyphens (1 to 63
     characters each, 253 in all), optionally ending in a dot.
   - False for wildcards, white space, empty labels, and names whose last label is numeric

@@ -3,10 +3,12 @@
 
 DOCUMENTATION = r"""
 name: ip_address
-short_description: Test whether a string is a plain IPv4 or IPv6 address
+short_description: (internal) Test whether a string is a plain IPv4 or IPv6 address
 version_added: 0.1.0
 author: meshops.istio developers
 description:
+  - Internal to the C(meshops.istio.hosts_entries) role (its input checks),
+    not a public interface; it may change or go in any release.
   - True for an IPv4 address in dotted-quad form or an IPv6 address (any valid notation).
   - False for prefixes (C(10.0.0.0/8)), zone indexes (C(fe80::1%eth0)), host names and
     surrounding white space.

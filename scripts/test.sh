@@ -34,8 +34,8 @@ rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 # import tests for every one, the node-side unit tests under the oldest and the newest.
 NODE_PYTHONS=(3.9 3.10 3.11 3.12 3.13)
 NODE_UNIT_PYTHONS=(3.9 3.13)
-NODE_UNIT_TESTS=(tests/unit/injection tests/unit/iptables tests/unit/k8s tests/unit/mesh tests/unit/network_audit
-  tests/unit/preflight tests/unit/verify)
+NODE_UNIT_TESTS=(tests/unit/images tests/unit/injection tests/unit/iptables tests/unit/k8s tests/unit/mesh
+  tests/unit/network_audit tests/unit/nftables tests/unit/preflight tests/unit/verify)
 
 find_python() { # X.Y -> path of a working pythonX.Y (pyenv's versions first), or nothing
   local version="$1" candidate

@@ -138,8 +138,12 @@ def _write_vars(name, kubeconfig, nodes_kind, role_images=(), ctr=None):
         "lab_kubeconfig": str(kubeconfig),
         # real: pods run (webhook injection, traffic); kwok: simulated (inventories/lab says what differs)
         "lab_nodes": nodes_kind,
-        # for the images role (site.yml): the archives of Istio's images and the samples' images
-        "lab_image_archives": [{"src": str(i.archive)} for i in role_images],
+        # for the images role (site.yml): the archives of Istio's images and the samples' images,
+        # staged in every node where the lab mounts its image cache (read in place, not copied)
+        "lab_image_archives": [
+            {"node_path": f"{lab_nodes.IMAGES_MOUNT}/{i.archive.relative_to(catalog.images_root()).as_posix()}"}
+            for i in role_images
+        ],
         **({"lab_ctr": ctr} if ctr else {}),
     }
     (lab_home(name) / "vars.yml").write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")

@@ -91,12 +91,47 @@ def test_role_four_way(tmp_path, clean_containerd):
     assert set(ctrd.images()) == expected
 
 
+def test_role_imports_an_archive_staged_on_the_node_in_place(tmp_path, clean_containerd):
+    """node_path: the archive is already on the node (a shared mount); it is read there, imported
+    from where it is, never copied, and left in place."""
+    ctrd = clean_containerd
+    (tmp_path / "node-tmp").mkdir()
+    (tmp_path / "staged").mkdir()
+    staged = docker_archive(tmp_path / "staged" / "app.tar", ["app:2"])
+    staged_sha = hashlib.sha256((tmp_path / "staged" / "app.tar").read_bytes()).hexdigest()
+    archives = [{"node_path": staged.path, "sha256": staged_sha}]
+
+    check = playbook(tmp_path, ctrd, archives, "--check", "--diff")
+    assert check["rc"] == 0, check
+    assert check["stats"]["node1"]["changed"] == 1, check["stats"]
+    assert ctrd.images() == {}, "check mode imported something"
+
+    run = playbook(tmp_path, ctrd, archives)
+    assert run["rc"] == 0, run
+    assert set(ctrd.images()) == {"docker.io/library/app:2"}
+    assert task_results(run, "Read and validate the archive on the controller")[0].get("skipped")
+    assert all(c.get("skipped") for c in task_results(run, "Copy the archive to the node"))
+    assert list((tmp_path / "node-tmp").iterdir()) == [], "a staged archive was copied"
+    assert hashlib.sha256((tmp_path / "staged" / "app.tar").read_bytes()).hexdigest() == staged_sha
+
+    for flags in (("--check", "--diff"), ()):
+        again = playbook(tmp_path, ctrd, archives, *flags)
+        assert again["rc"] == 0 and again["stats"]["node1"]["changed"] == 0, again["stats"]
+
+    wrong = playbook(tmp_path, ctrd, [{"node_path": staged.path, "sha256": "2" * 64}])
+    assert wrong["rc"] != 0 and "expected " + "2" * 64 in json.dumps(wrong)
+    missing = playbook(tmp_path, ctrd, [{"node_path": str(tmp_path / "staged" / "absent.tar")}])
+    assert missing["rc"] != 0 and "absent.tar" in json.dumps(missing)
+    assert set(ctrd.images()) == {"docker.io/library/app:2"}
+
+
 def test_role_refuses_bad_input_before_any_task(tmp_path, clean_containerd):
     local = docker_archive(tmp_path / "local.tar", ["app:1"])
     for archives, words in (
         ([{"url": "file:///nowhere.tar"}], "missing parameter(s) required by 'url': sha256"),
-        ([{"src": local.path, "url": "file:///x.tar", "sha256": "0" * 64}], "mutually exclusive: src|url"),
-        ([{"sha256": "0" * 64}], "one of the following is required: src, url"),
+        ([{"src": local.path, "url": "file:///x.tar", "sha256": "0" * 64}], "mutually exclusive: src|url|node_path"),
+        ([{"sha256": "0" * 64}], "one of the following is required: src, url, node_path"),
+        ([{"src": local.path, "node_path": "/srv/images/local.tar"}], "mutually exclusive: src|url|node_path"),
     ):
         out = playbook(tmp_path, clean_containerd, archives)
         assert out["rc"] != 0

@@ -130,6 +130,13 @@ def _up_kwok(name, node_lab, cluster, proxy_mode):
     return {"nodes": node_status["nodes"], "vars_file": str(lab_home(name) / "vars.yml"), **variables}
 
 
+def role_archives(built_images, images_root=None):
+    """The images role's ``images_archives`` for built images: staged in every node where the lab
+    mounts its image cache, so the role reads and imports them in place (``node_path``)."""
+    root = Path(images_root or catalog.images_root())
+    return [{"node_path": f"{lab_nodes.IMAGES_MOUNT}/{i.archive.relative_to(root).as_posix()}"} for i in built_images]
+
+
 def _write_vars(name, kubeconfig, nodes_kind, role_images=(), ctr=None):
     bundle = make_bundle()
     variables = {
@@ -138,12 +145,8 @@ def _write_vars(name, kubeconfig, nodes_kind, role_images=(), ctr=None):
         "lab_kubeconfig": str(kubeconfig),
         # real: pods run (webhook injection, traffic); kwok: simulated (inventories/lab says what differs)
         "lab_nodes": nodes_kind,
-        # for the images role (site.yml): the archives of Istio's images and the samples' images,
-        # staged in every node where the lab mounts its image cache (read in place, not copied)
-        "lab_image_archives": [
-            {"node_path": f"{lab_nodes.IMAGES_MOUNT}/{i.archive.relative_to(catalog.images_root()).as_posix()}"}
-            for i in role_images
-        ],
+        # for the images role (site.yml): the archives of Istio's images and the samples' images
+        "lab_image_archives": role_archives(role_images),
         **({"lab_ctr": ctr} if ctr else {}),
     }
     (lab_home(name) / "vars.yml").write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")

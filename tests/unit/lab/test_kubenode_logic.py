@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import tarfile
+import types
+from pathlib import Path
 
 import pytest
+import yaml
 
+from lab import stack
 from lab.cluster.errors import LabError
 from lab.images import archive
-from lab.nodes import kubenode, routes
+from lab.nodes import containers, kubenode, routes
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def node(**over):
@@ -111,3 +117,22 @@ def test_node_routes_point_at_the_other_nodes():
         ["ip", "route", "replace", "10.246.1.0/24", "via", "10.0.0.1"],
         ["ip", "route", "replace", "10.246.3.0/24", "via", "10.0.0.3"],
     ]
+
+
+def test_role_archives_are_staged_where_the_nodes_mount_the_image_cache(tmp_path):
+    """The lab hands its Istio and samples archives to the images role as node_path entries under
+    the read-only mount of its image cache, and the role's argument spec takes them."""
+    built = [
+        types.SimpleNamespace(archive=tmp_path / "docker.io-istio-pilot-abc.tar"),
+        types.SimpleNamespace(archive=tmp_path / "samples" / "reviews-v1-def.tar"),
+    ]
+    archives = stack.role_archives(built, images_root=tmp_path)
+    assert archives == [
+        {"node_path": f"{containers.IMAGES_MOUNT}/docker.io-istio-pilot-abc.tar"},
+        {"node_path": f"{containers.IMAGES_MOUNT}/samples/reviews-v1-def.tar"},
+    ]
+    spec = yaml.safe_load((REPO / "roles" / "images" / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
+    entry = spec["argument_specs"]["main"]["options"]["images_archives"]["options"]
+    assert all(set(a) <= set(entry) for a in archives)
+    with pytest.raises(ValueError):  # an archive outside the image cache is not in the nodes
+        stack.role_archives([types.SimpleNamespace(archive=tmp_path.parent / "elsewhere.tar")], images_root=tmp_path)

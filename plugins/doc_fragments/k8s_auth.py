@@ -17,7 +17,10 @@ options:
       - When neither O(kubeconfig) nor O(host) is set, C($KUBECONFIG), then C(~/.kube/config), then the
         in-cluster service account are used.
       - Never logged on the target. In what the module returns, the credentials of an inline kubeconfig
-        (everything under C(users)) are masked; its path, clusters and contexts are shown.
+        (everything under C(users), and a password inside a URL such as C(proxy-url)) are masked; its
+        path, clusters and contexts are shown.
+      - Kubeconfig content given as text (several lines, or one line of JSON or YAML flow style) is
+        refused without being shown; give the path, or the content as a mapping.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
     type: raw
   context:
@@ -72,6 +75,7 @@ options:
   proxy:
     description:
       - URL of an HTTP proxy to reach the API server through.
+      - A password inside the URL (C(http://user:password@proxy:3128)) is masked in what the module returns.
       - Can also be set with the E(K8S_AUTH_PROXY) environment variable.
     type: str
   no_proxy:

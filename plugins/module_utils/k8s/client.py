@@ -45,6 +45,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import (
     K8S_AUTH_ARGSPEC,
     K8S_PROXY_HEADERS_ARGSPEC,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.secrets import is_kubeconfig_text
 
 FIELD_MANAGER = "meshops-istio"
 
@@ -144,9 +145,9 @@ def _check_kubeconfig_option(kubeconfig):
     if kubeconfig is None or isinstance(kubeconfig, dict):
         return
     if isinstance(kubeconfig, str):
-        if "\n" in kubeconfig.strip():
+        if is_kubeconfig_text(kubeconfig):
             raise K8sError(
-                "kubeconfig is text with several lines (content, not a path; not shown): give the path of a "
+                "kubeconfig is text (content such as YAML or JSON, not a path; not shown): give the path of a "
                 "kubeconfig file, or the content as a mapping (e.g. \"{{ lookup('file', path) | from_yaml }}\")"
             )
         return

@@ -4,15 +4,17 @@
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import k8s_argument_spec
-from ansible_collections.meshops.istio.plugins.module_utils.k8s.secrets import revealable
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.secrets import connection_url_secrets, revealable
 
 
 def k8s_module(module_options, **kwargs):
     """An AnsibleModule with ``module_options`` plus the connection and request options.
 
     The whole kubeconfig is no_log while the module starts (so the target's log never has it);
-    afterwards only its credentials stay masked in what the module returns.
+    afterwards only its credentials stay masked in what the module returns. A password inside a
+    URL (``host``, ``proxy``, the kubeconfig's ``proxy-url``) is masked too.
     """
     module = AnsibleModule(argument_spec=k8s_argument_spec(**module_options), **kwargs)
     module.no_log_values.difference_update(revealable(module.params))
+    module.no_log_values.update(connection_url_secrets(module.params))
     return module

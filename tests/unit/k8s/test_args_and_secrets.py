@@ -75,10 +75,37 @@ def test_a_value_of_another_secret_option_is_never_revealed():
     [
         ("/etc/kubernetes/admin.conf", {"/etc/kubernetes/admin.conf"}),
         ("apiVersion: v1\nusers: [{user: {token: t}}]\n", set()),
+        ('{"apiVersion": "v1", "users": [{"user": {"token": "t"}}]}', set()),
+        ("{users: [{name: u, user: {token: t}}]}", set()),
         (None, set()),
         (["a", "b"], set()),
     ],
-    ids=["path", "yaml-text", "unset", "list"],
+    ids=["path", "yaml-text", "json-one-line", "yaml-flow-one-line", "unset", "list"],
 )
 def test_paths_are_shown_text_and_other_shapes_are_not(kubeconfig, revealed):
     assert secrets.revealable({"kubeconfig": kubeconfig}) == revealed
+
+
+@pytest.mark.parametrize(
+    ("params", "masked"),
+    [
+        ({"proxy": "http://proxyuser:proxy-pw-1@10.0.0.9:3128"}, {"proxy-pw-1"}),
+        ({"host": "https://admin:host-pw-2@10.0.0.1:6443"}, {"host-pw-2"}),
+        (
+            {"kubeconfig": {"clusters": [{"name": "c", "cluster": {"proxy-url": "http://u:kc-proxy-pw-3@p:3128"}}]}},
+            {"kc-proxy-pw-3"},
+        ),
+        ({"proxy": "http://10.0.0.9:3128", "host": "https://10.0.0.1:6443"}, set()),
+        ({"proxy": "http://user-only@10.0.0.9:3128"}, set()),
+        ({"host": "https://[::1"}, set()),
+    ],
+    ids=["proxy", "host", "kubeconfig-proxy-url", "no-credentials", "user-only", "unparsable"],
+)
+def test_passwords_inside_urls_are_masked(params, masked):
+    assert secrets.connection_url_secrets(params) == masked
+
+
+def test_the_rest_of_a_proxy_url_in_the_kubeconfig_stays_readable():
+    kubeconfig = {"clusters": [{"name": "c", "cluster": {"proxy-url": "http://u:kc-proxy-pw@p:3128"}}]}
+    assert "http://u:kc-proxy-pw@p:3128" in secrets.revealable({"kubeconfig": kubeconfig})
+    assert "kc-proxy-pw" in secrets.kubeconfig_secrets(kubeconfig)

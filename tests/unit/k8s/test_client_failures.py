@@ -130,9 +130,12 @@ def test_missing_kubeconfig_file(tmp_path):
     [
         (["a", "list"], "kubeconfig is a list, not a mapping"),
         (42, "kubeconfig is a int, not a mapping"),
-        ("apiVersion: v1\nkind: Config\nusers: [{user: {token: SECRET}}]\n", "text with several lines"),
+        ("apiVersion: v1\nkind: Config\nusers: [{user: {token: SECRET}}]\n", "kubeconfig is text"),
+        ('{"apiVersion": "v1", "users": [{"user": {"token": "SECRET"}}]}', "kubeconfig is text"),
+        ("  {users: [{name: u, user: {token: SECRET}}]}", "kubeconfig is text"),
+        ('[{"user": {"token": "SECRET"}}]', "kubeconfig is text"),
     ],
-    ids=["list", "number", "yaml-text"],
+    ids=["list", "number", "yaml-text", "json-one-line", "yaml-flow-one-line", "json-list-one-line"],
 )
 def test_inline_kubeconfig_that_is_not_a_mapping(value, expected):
     with pytest.raises(client.K8sError) as raised:

@@ -124,6 +124,7 @@ options:
       - Seconds to connect to the Kubernetes API, and to wait for each answer, on every request (discovery
         included). A server that accepts the connection and does not answer fails the task after this time
         with a message naming the server.
+      - Must be a number above 0; zero, a negative value, C(nan) or C(inf) is refused before any request.
       - Not a kubernetes.core option, so not part of the C(group/meshops.istio.k8s) defaults; set it per task
         or with C(module_defaults) for the module.
     type: float

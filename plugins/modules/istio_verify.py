@@ -21,6 +21,10 @@ description:
     the destination.
   - V(versions_seen) - keeps requesting until every expected version answered (Bookinfo's reviews
     v1, v2 and v3 by default) or the budget runs out.
+  - A check passes only on what it observed; one that made no observation fails with a reason.
+    Counts, durations and timeouts that are negative, zero where that would mean "never", or not
+    finite (C(nan), C(inf)), weights outside 0-100 or all 0, and patterns that are not valid regular
+    expressions are refused before any request.
   - Never changes anything; always returns RV(ignore:changed=false).
 author:
   - meshops.istio developers (@meshops)
@@ -178,7 +182,9 @@ options:
             type: str
             required: true
           weight:
-            description: Expected weight; required unless O(traffic_split.virtual_service) gives the weights.
+            description:
+              - Expected weight, 0 to 100 as in the VirtualService route; required unless
+                O(traffic_split.virtual_service) gives the weights. Weights that are all 0 are refused.
             type: int
       virtual_service:
         description: VirtualService whose first weighted HTTP route gives the expected weights.

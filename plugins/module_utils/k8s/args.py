@@ -12,6 +12,8 @@ credential (the path; the clusters and contexts of an inline kubeconfig) so that
 readable; ``secrets.kubeconfig_secrets`` says what stays masked.
 """
 
+import math
+
 K8S_PROXY_HEADERS_ARGSPEC = {
     "proxy_basic_auth": {"type": "str", "no_log": True},
     "basic_auth": {"type": "str", "no_log": True},
@@ -43,6 +45,16 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 K8S_REQUEST_ARGSPEC = {
     "request_timeout": {"type": "float", "default": DEFAULT_REQUEST_TIMEOUT},
 }
+
+
+def request_timeout_problem(params):
+    """Why ``request_timeout`` cannot be used (zero, negative, not a finite number), or None.
+
+    Zero is refused rather than taken for the default: it would read as "no timeout"."""
+    timeout = params.get("request_timeout")
+    if timeout is None or (math.isfinite(timeout) and timeout > 0):
+        return None
+    return f"request_timeout is {timeout:g}: give the seconds an API request may take, e.g. 30"
 
 
 def k8s_argument_spec(**module_options):

@@ -3,7 +3,7 @@
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import k8s_argument_spec
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import k8s_argument_spec, request_timeout_problem
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.secrets import connection_url_secrets, revealable
 
 
@@ -17,4 +17,7 @@ def k8s_module(module_options, **kwargs):
     module = AnsibleModule(argument_spec=k8s_argument_spec(**module_options), **kwargs)
     module.no_log_values.difference_update(revealable(module.params))
     module.no_log_values.update(connection_url_secrets(module.params))
+    problem = request_timeout_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
     return module

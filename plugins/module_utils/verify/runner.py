@@ -6,7 +6,9 @@ istioctl (the module passes ``AnsibleModule.run_command`` with LANG=C).
 """
 
 import json
+import math
 
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import request_timeout_problem
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import get_client
 from ansible_collections.meshops.istio.plugins.module_utils.verify import cluster, traffic
 
@@ -48,7 +50,9 @@ def count_problems(params):
         value = (params.get(check) or {}).get(option)
         if value is None:
             continue
-        if value < smallest or (excluded and value == smallest):
+        if not math.isfinite(value):
+            problems.append(f"{check}.{option} is {value:g}: it must be a finite number; give {hint}")
+        elif value < smallest or (excluded and value == smallest):
             bound = f"more than {smallest}" if excluded else f"at least {smallest}"
             problems.append(f"{check}.{option} is {value:g}: it must be {bound}; give {hint}")
     if "http" in checks:
@@ -58,15 +62,28 @@ def count_problems(params):
     if "versions_seen" in checks and not params["versions_seen"]["versions"]:
         problems.append("versions_seen.versions is empty: give each version a name and a pattern its responses match")
     if "traffic_split" in checks:
-        negative = [d["name"] for d in params["traffic_split"]["destinations"] if (d.get("weight") or 0) < 0]
+        split = params["traffic_split"]
+        weights = [d.get("weight") for d in split["destinations"]]
+        negative = [d["name"] for d in split["destinations"] if (d.get("weight") or 0) < 0]
         if negative:
             problems.append(f"traffic_split.destinations {negative} have a negative weight: give weights of 0 to 100")
+        above = [d["name"] for d in split["destinations"] if (d.get("weight") or 0) > 100]
+        if above:
+            problems.append(
+                f"traffic_split.destinations {above} have a weight above 100: give weights of 0 to 100, "
+                "as the VirtualService route does"
+            )
+        if weights and None not in weights and sum(weights) == 0 and not split.get("virtual_service"):
+            problems.append(
+                "traffic_split.destinations all have weight 0, so no response could match the weights: give the "
+                "weights of the route (for example 90 and 10), or virtual_service to read them"
+            )
     port = (params.get("ingress") or {}).get("port")
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"ingress.port {port} is not a port number (1-65535)")
-    timeout = params.get("request_timeout")
-    if timeout is not None and timeout <= 0:
-        problems.append(f"request_timeout is {timeout:g}: give the seconds an API request may take, e.g. 30")
+    timeout_problem = request_timeout_problem(params)
+    if timeout_problem:
+        problems.append(timeout_problem)
     return problems
 
 
@@ -146,6 +163,9 @@ class VerifyRunner:
                 raise traffic.VerifyError("traffic_split.confidence must be between 0 and 1 (e.g. 0.999)")
             for destination in split["destinations"]:
                 traffic.compile_pattern(destination["pattern"], f"traffic_split.destinations.{destination['name']}")
+        if "versions_seen" in checks:
+            for name, pattern in self.params["versions_seen"]["versions"].items():
+                traffic.compile_pattern(pattern, f"versions_seen.versions.{name}")
 
     # -- address of the ingress -----------------------------------------------------------
 

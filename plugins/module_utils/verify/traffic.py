@@ -81,6 +81,10 @@ def http_get(url, host_header=None, timeout=5.0, validate_certs=True, headers=No
 
 
 def compile_pattern(pattern, what):
+    if not isinstance(pattern, str):
+        raise VerifyError(
+            f"{what}: {pattern!r} is not a regular expression; give the pattern as text, e.g. 'reviews-v1-'"
+        )
     try:
         return re.compile(pattern)
     except re.error as exc:

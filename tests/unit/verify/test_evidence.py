@@ -11,7 +11,12 @@ BASE = {
     "request_timeout": 30,
     "ingress": {"host": "127.0.0.1", "port": 8080},
     "http": {"retries": 0, "timeout": 5, "delay": 2, "status": [200]},
-    "traffic_split": {"requests": 400, "timeout": 5, "destinations": [{"name": "a", "pattern": "a", "weight": 50}]},
+    "traffic_split": {
+        "requests": 400,
+        "timeout": 5,
+        "confidence": 0.999,
+        "destinations": [{"name": "a", "pattern": "a", "weight": 50}],
+    },
     "versions_seen": {"max_requests": 100, "timeout_seconds": 60, "timeout": 5, "versions": {"v1": "v1"}},
 }
 
@@ -38,6 +43,29 @@ BAD = [
     ("versions_seen", "versions", {}, "versions_seen.versions is empty"),
     ("ingress", "port", 0, "ingress.port 0 is not a port number"),
     ("ingress", "port", 70000, "ingress.port 70000"),
+    # Not a finite number (Ansible's float type takes "nan" and "inf").
+    ("http", "timeout", float("nan"), "http.timeout is nan: it must be a finite number"),
+    ("http", "timeout", float("inf"), "http.timeout is inf: it must be a finite number"),
+    ("http", "delay", float("nan"), "http.delay is nan"),
+    ("traffic_split", "timeout", float("inf"), "traffic_split.timeout is inf"),
+    ("versions_seen", "timeout_seconds", float("nan"), "versions_seen.timeout_seconds is nan"),
+    ("versions_seen", "timeout", float("-inf"), "versions_seen.timeout is -inf"),
+    # Weights no route can have: refused before the requests, not after them.
+    (
+        "traffic_split",
+        "destinations",
+        [{"name": "a", "pattern": "a", "weight": 150}],
+        "traffic_split.destinations ['a'] have a weight above 100",
+    ),
+    (
+        "traffic_split",
+        "destinations",
+        [{"name": "a", "pattern": "a", "weight": 0}, {"name": "b", "pattern": "b", "weight": 0}],
+        "traffic_split.destinations all have weight 0",
+    ),
+    # A pattern that is not text (versions is a free-form dict) is an error naming it, not a TypeError.
+    ("versions_seen", "versions", {"v1": 5}, "versions_seen.versions.v1: 5 is not a regular expression"),
+    ("versions_seen", "versions", {"v1": "ok", "v2": ["a"]}, "versions_seen.versions.v2: ['a'] is not a regular"),
 ]
 
 
@@ -53,10 +81,13 @@ def test_bad_counts_are_refused_before_any_request(check, option, value, message
     assert sent == []
 
 
-def test_bad_request_timeout_is_refused():
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
+def test_bad_request_timeout_is_refused(timeout):
     params = copy.deepcopy(BASE)
-    params["request_timeout"] = 0
-    assert runner.count_problems(params) == ["request_timeout is 0: give the seconds an API request may take, e.g. 30"]
+    params["request_timeout"] = timeout
+    assert runner.count_problems(params) == [
+        f"request_timeout is {timeout:g}: give the seconds an API request may take, e.g. 30"
+    ]
 
 
 def test_good_counts_pass_validation():

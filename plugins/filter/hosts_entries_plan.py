@@ -34,7 +34,9 @@ options:
     type: string
     required: true
   marker:
-    description: The marker template; C({mark}) becomes C(BEGIN) or C(END).
+    description:
+      - The marker template; C({mark}) becomes C(BEGIN) or C(END).
+      - Blanks around it are dropped (marker lines are compared without them).
     type: string
     required: true
   state:
@@ -71,11 +73,15 @@ import re
 
 # One DNS label (RFC 1123), for recognising the lines the role writes into the block.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# What separates the fields of a hosts line for the resolver (glibc: isspace() in the C locale).
+# Python's str.split() also splits at a no-break space or U+2028, which the resolver keeps inside
+# the field: such a line maps nothing, and must neither be taken for a mapping nor be rewritten.
+_FIELD_SEPARATOR = re.compile(r"([ \t\f\v]+)")
 
 
 def _is_block_entry(text):
     """True for a line as the role writes it into the block: "<IP address> <one DNS name>"."""
-    fields = text.split()
+    fields = [field for field in _FIELD_SEPARATOR.split(text) if field.strip(" \t\f\v")]
     if len(fields) != 2 or "#" in text:
         return False
     try:
@@ -180,8 +186,8 @@ def _drop_names(line, wanted):
     comment and the line ending of what is left stay as they were."""
     ending = "\r" if line.endswith("\r") else ""
     body, hash_sign, comment = line[: len(line) - len(ending)].partition("#")
-    tokens = re.split(r"(\s+)", body)  # [lead?, address, sep, name, sep, name, ..., trail?]
-    words = [(i, t) for i, t in enumerate(tokens) if t and not t.isspace()]
+    tokens = _FIELD_SEPARATOR.split(body)  # [lead?, address, sep, name, sep, name, ..., trail?]
+    words = [(i, t) for i, t in enumerate(tokens) if t and not _FIELD_SEPARATOR.fullmatch(t)]
     if len(words) < 2:
         return [], line
     hits = [t for _index, t in words[1:] if t.lower().rstrip(".") in wanted]
@@ -193,12 +199,16 @@ def _drop_names(line, wanted):
     for i, t in words[1:]:
         if t.lower().rstrip(".") in wanted:
             keep[i] = ""
-            if i > 0 and keep[i - 1].isspace():
+            if i > 0 and _FIELD_SEPARATOR.fullmatch(keep[i - 1]):
                 keep[i - 1] = ""  # the separator in front of the removed name
     return hits, "".join(keep) + hash_sign + comment + ending
 
 
 def plan(content_b64, names, address, marker, state="present", replace=False):
+    # Marker lines are found without their surrounding blanks, so they are written without them
+    # too: a marker template with a leading or trailing blank would otherwise write a block that
+    # every later run refuses as "looks like a marker but is not exactly one".
+    marker = marker.strip()
     result = {
         "problems": [],
         "conflicts": [],

@@ -35,7 +35,7 @@ def _unrelated_lines(text, case):
     """The lines a run must keep as they are, computed without the filter: every line that is
     not a marker, not inside a BEGIN/END pair, and names none of the managed names."""
     wanted = {n.lower().rstrip(".") for n in case["names"]}
-    begin, end = (case["marker"].replace("{mark}", m) for m in ("BEGIN", "END"))
+    begin, end = (case["marker"].strip().replace("{mark}", m) for m in ("BEGIN", "END"))
     kept, inside = [], False
     for line in text.split("\n"):
         stripped = line.rstrip("\r").strip()

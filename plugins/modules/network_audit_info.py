@@ -57,6 +57,9 @@ options:
     description:
       - iptables backends to dump. The legacy dump is skipped in a namespace without legacy tables
         (C(/proc/PID/net/ip_tables_names) is empty).
+      - A pod whose capture rules are not in the backends read is reported as C(CAPTURE_NOT_JUDGED)
+        (a warning naming the backend left out), not as a mesh bypass, since the rules may be in the
+        backend that was not read.
     type: list
     elements: str
     choices: [nft, legacy]

@@ -30,6 +30,18 @@ def capture_ruleset(parsed, families=("ipv4", "ipv6")):
     return None, None
 
 
+def backends_not_read(pod, opts):
+    """The backends left out by ``backends`` that may hold this pod's capture rules: iptables-nft
+    always (nothing cheap tells that it is empty), iptables-legacy unless the namespace has no
+    legacy table (``pod["legacy_tables"] == []``)."""
+    missing = []
+    for backend in ("nft", "legacy"):
+        if backend in opts["backends"] or (backend == "legacy" and pod.get("legacy_tables") == []):
+            continue
+        missing.append(f"the iptables-{backend} rules (backends does not include {backend})")
+    return missing
+
+
 def judge_pod(pod, parsed, opts, unread):
     backends_with_rules = [k for k, rs in parsed.items() if not k.endswith("ipv6") and rs.rule_count() > 0]
     pod["backends_in_use"] = backends_with_rules
@@ -57,6 +69,8 @@ def judge_pod(pod, parsed, opts, unread):
         return
     if ruleset is None and "ipv4" not in opts["families"]:
         unread = [*unread, "the IPv4 rules (families does not include ipv4)"]
+    if ruleset is None:
+        unread = [*unread, *backends_not_read(pod, opts)]
     if ruleset is None and unread:
         # No judgement from rules that were not read: the capture may be in the dump that failed.
         pod["capture"] = None

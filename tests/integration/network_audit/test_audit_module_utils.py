@@ -252,6 +252,20 @@ def test_ipv6_only_audit_does_not_judge_the_unread_ipv4_rules(pod_lab):
     assert pod["capture"] is None
 
 
+def test_a_backend_left_out_is_not_judged_as_no_capture(pod_lab):
+    # The pods' capture rules are loaded with iptables-nft: an audit told to read only legacy
+    # did not read them, so it must not report a mesh bypass.
+    pod_lab.add_pods([{"name": "web-0"}])
+    report, _raw = audit(pod_lab, backends=["legacy"])
+    (pod,) = report["pods"]
+    assert "MESH_BYPASS_NO_CAPTURE" not in codes(pod)
+    message = next(f["message"] for f in pod["findings"] if f["code"] == "CAPTURE_NOT_JUDGED")
+    assert "iptables-nft rules (backends does not include nft)" in message
+    report, _raw = audit(pod_lab, backends=["nft"])
+    (pod,) = report["pods"]
+    assert "CAPTURE_OK" in codes(pod, ("info",)) and pod["capture_backend"] == "nft"
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -31,6 +31,9 @@ options:
   packets:
     description:
       - The packets to trace, each the first packet of a connection.
+      - A field given as an empty string (O(packets[].protocol), O(packets[].in_interface),
+        O(packets[].out_interface), O(packets[].mark)) is refused before anything is read; leave it
+        out for its default.
     type: list
     elements: dict
     required: true
@@ -226,7 +229,7 @@ warnings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.errors import SourceError
-from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import Packet
+from ansible_collections.meshops.istio.plugins.module_utils.iptables.matcher import Packet, refuse_empty_fields
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import Ruleset
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.module_support import (
     read_from_module,
@@ -253,6 +256,7 @@ PACKET_SPEC = {
 def run(module):
     local_addresses = module.params["local_addresses"]
     # Validate every packet before reading anything: a bad spec fails with its name and field.
+    refuse_empty_fields(module.params["packets"])
     packets = [Packet(spec, local_addresses) for spec in module.params["packets"]]
     read = read_from_module(module, families=sorted({p.family for p in packets}))
     if not local_addresses and read.local_addresses:

@@ -63,6 +63,29 @@ def parse_address(text, what, name="packet"):
 MALFORMED = "cannot read"  # compile_condition's answer for a value iptables-save never prints
 
 
+# Packet fields whose empty value the engine would read as "not given", and what that means.
+_EMPTY_MEANS = {
+    "protocol": "tcp",
+    "in_interface": "an unknown input interface",
+    "out_interface": "the output interface chosen from the destination",
+    "mark": "mark 0",
+}
+
+
+def refuse_empty_fields(specs):
+    """Refuse packet fields given as an empty string (most often an unset variable in a
+    template), which the engine would otherwise read as not given; names packet and field."""
+    for index, spec in enumerate(specs):
+        label = spec.get("name") or f"packets[{index}]"
+        for field, meaning in _EMPTY_MEANS.items():
+            value = spec.get(field)
+            if isinstance(value, str) and not value.strip():
+                raise PacketSpecError(
+                    f"{label}: {field} is empty, which would silently mean {meaning}; give a value, or leave "
+                    f"{field} out on purpose"
+                )
+
+
 class Packet:
     """The simulated packet (first packet of a connection) and what the rules did to it."""
 

@@ -11,6 +11,7 @@ fresh tmpfs where ``/dev/log`` is a socket this test reads.
 """
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -50,6 +51,10 @@ def secrets():
         "password": fresh_secret("password"),
         "proxy_headers.proxy_basic_auth": "proxyuser:" + fresh_secret("proxypw"),
         "proxy_headers.basic_auth": "basicuser:" + fresh_secret("basicpw"),
+        "kubeconfig token in one-line JSON text": fresh_secret("jsontoken"),
+        "password in the host URL": fresh_secret("hostpw"),
+        "password in the proxy URL": fresh_secret("proxypw"),
+        "password in the kubeconfig proxy-url": fresh_secret("kcproxypw"),
     }
 
 
@@ -74,8 +79,19 @@ def inline_kubeconfig(server, secrets, with_token=True):
     }
 
 
+def with_password(url, password):
+    return url.replace("://", f"://user:{password}@", 1)
+
+
 def tasks_for(server, secrets):
     """Every cluster-facing module, with every secret option set, against ``server``."""
+    one_line = inline_kubeconfig(server, secrets)
+    one_line["users"][0]["user"] = {"token": secrets["kubeconfig token in one-line JSON text"]}
+    proxied = inline_kubeconfig(server, secrets)
+    # A proxy that refuses at once: the error names the proxy, and the password must not show.
+    proxied["clusters"][0]["cluster"]["proxy-url"] = with_password(
+        "http://127.0.0.1:9", secrets["password in the kubeconfig proxy-url"]
+    )
     auth_variants = [
         {"kubeconfig": inline_kubeconfig(server, secrets)},
         {"kubeconfig": inline_kubeconfig(server, secrets, with_token=False)},
@@ -89,6 +105,13 @@ def tasks_for(server, secrets):
                 "basic_auth": secrets["proxy_headers.basic_auth"],
             },
         },
+        # Kubeconfig content as one line of text (e.g. from to_json): refused, never shown.
+        {"kubeconfig": json.dumps(one_line)},
+        {
+            "host": with_password(server, secrets["password in the host URL"]),
+            "proxy": with_password("http://127.0.0.1:9", secrets["password in the proxy URL"]),
+        },
+        {"kubeconfig": proxied},
     ]
     modules = [
         (
@@ -220,13 +243,14 @@ def test_no_secret_in_output_or_syslog(tmp_path, secrets, server_kind):
     logged = "\n".join(syslog.messages)
 
     # The test can fail: the modules ran, failed as expected, and their invocations reached syslog.
-    assert output.count("FAILED!") == 6, output[-3000:]
-    assert logged.count("Invoked with") >= 6, logged[:2000]
+    assert output.count("FAILED!") == 12, output[-3000:]
+    assert logged.count("Invoked with") >= 12, logged[:2000]
     assert "NOT_LOGGING_PARAMETER" in logged
+    assert output.count("kubeconfig is text (content such as YAML or JSON, not a path; not shown)") >= 2
     if server_kind == "silent":
         assert output.count(f"the Kubernetes API at {server.url} did not answer within 2 s") >= 6
-        # Six tasks of one 2 s timeout each (plus Ansible's own time), not minutes of retries.
-        assert elapsed < 120
+        # Tasks of one 2 s timeout each (plus Ansible's own time), not minutes of retries.
+        assert elapsed < 150
     else:
         assert output.count(f"the Kubernetes API at {server.url} refused discovery") >= 6
         # What is not a credential is still shown: the server of an inline kubeconfig, the context name.

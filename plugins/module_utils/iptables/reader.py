@@ -137,8 +137,15 @@ def in_netns(netns_path, func, *args):
         try:
             if _libc.setns(fd, CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
+                # EINVAL: the file is not a network namespace (a directory, a regular file, a
+                # namespace of another type); say so rather than "Invalid argument" alone.
+                hint = (
+                    " (not a network namespace: give a name from `ip netns list` or a path such as /proc/PID/ns/net)"
+                    if err == errno.EINVAL
+                    else ""
+                )
                 box["error"] = DumpError(
-                    f"cannot enter network namespace {netns_path}: {os.strerror(err)}", errno_reason(err)
+                    f"cannot enter network namespace {netns_path}: {os.strerror(err)}{hint}", errno_reason(err)
                 )
                 return
         finally:

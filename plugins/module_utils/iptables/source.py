@@ -148,12 +148,21 @@ def read_rules(
     if src:
         result = ReadResult(f"file {src}")
         if not os.path.isfile(src):
-            raise SourceError(f"src {src}: no such file")
+            what = "is not a regular file" if os.path.exists(src) else "no such file"
+            raise SourceError(f"src {src}: {what}; give the path of a saved iptables-save or iptables -S dump")
         try:
-            with open(src, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
+            with open(src, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
             raise SourceError(f"src {src}: cannot read: {exc}") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise SourceError(
+                f"src {src}: line {line} is not UTF-8 text (byte {exc.start}): not a saved dump; give the path of "
+                "a saved iptables-save or iptables -S dump"
+            ) from exc
         rulesets = parse_dumps(text, source=src, backend="file")
         for ruleset in rulesets:
             if ruleset.family in result.rulesets:

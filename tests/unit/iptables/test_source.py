@@ -31,6 +31,8 @@ def test_src_file_with_both_families(tmp_path):
         ({"pid": 999999999}, "process 999999999 not found"),
         ({"pid": "abc"}, "pid 'abc' is not a process id"),
         ({"src": "/nonexistent/dump.txt"}, "src /nonexistent/dump.txt: no such file"),
+        ({"src": "/etc"}, "src /etc: is not a regular file; give the path of a saved iptables-save"),
+        ({"src": "/dev/null"}, "src /dev/null: is not a regular file"),
         ({"src": "/etc/hostname", "netns": "x"}, "cannot be combined with netns or pid"),
         ({"backend": "ebpf"}, "backend must be one of auto, nft, legacy"),
         # An empty value would silently mean the host: refused, naming the option.
@@ -81,3 +83,17 @@ def test_a_process_the_user_may_not_read_says_permission_not_missing():
     )
     assert "process 1: permission denied on /proc/1/ns/net" in out.stdout, out
     assert "become: true" in out.stdout
+
+
+def test_a_binary_src_names_the_line_and_the_fix(tmp_path):
+    path = tmp_path / "dump.gz"
+    path.write_bytes(b"*nat\n:PREROUTING ACCEPT [0:0]\n\x1f\x8b\x08\xff\xfe\n")
+    with pytest.raises(SourceError, match=rf"^src {path}: line 3 is not UTF-8 text \(byte 31\): not a saved dump"):
+        read_rules(src=str(path))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="entering a namespace needs root")
+@pytest.mark.parametrize("netns", [".", "..", "/etc/hostname", "/proc/self/ns/uts"])
+def test_a_file_that_is_not_a_network_namespace_says_so(netns):
+    with pytest.raises(SourceError, match=r"not a network namespace: give a name from `ip netns list`"):
+        read_rules(netns=netns)

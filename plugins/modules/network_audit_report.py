@@ -30,7 +30,7 @@ options:
   node:
     description:
       - Name of the node the report is about (file names use it); a name that cannot be a plain
-        file name is refused.
+        file name is refused, and so is C(summary), the name of the cluster summary's files.
       - Required with O(report); mutually exclusive with O(reports).
     type: str
   report:

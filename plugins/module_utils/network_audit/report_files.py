@@ -3,7 +3,8 @@ network_audit_report action plugin).
 
 :func:`node_file_name` turns an inventory host name into a file name or refuses it: a name with a
 path separator, a NUL or control character, a leading dot, or over 200 characters is refused
-(naming it), so nothing is ever written outside ``dest``. :func:`plan` returns
+(naming it), so nothing is ever written outside ``dest``; so is ``summary``, whose files would be
+the cluster summary's. :func:`plan` returns
 ``[(path, text)]``; :func:`apply` writes the files whose content differs (atomically) and returns
 the paths that changed; in check mode nothing is written and the same list is predicted.
 """
@@ -17,6 +18,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.network_audit import
 
 FORMATS = ("json", "markdown", "html")
 MAX_NAME = 200
+SUMMARY_NAMES = ("summary",)
 
 
 class ReportError(MeshopsError):
@@ -31,6 +33,11 @@ def node_file_name(node, field="node"):
         raise ReportError(
             f"{field}: {node!r} cannot be used as a file name (no '/', '\\\\', control characters or leading "
             f"'.', at most {MAX_NAME} characters); rename the inventory host or give node a plain name"
+        )
+    if node in SUMMARY_NAMES:
+        raise ReportError(
+            f"{field}: {node!r} is the name of the cluster summary's files (summary.json, summary.md) in dest, "
+            "so one report would overwrite the other; rename the inventory host or give node another name"
         )
     return node
 

@@ -38,7 +38,7 @@ def all_files(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("node", ["../escaped", "/tmp/escaped-abs", ".hidden", "a/b", "bad\nname", ""])
+@pytest.mark.parametrize("node", ["../escaped", "/tmp/escaped-abs", ".hidden", "a/b", "bad\nname", "", "summary"])
 def test_node_names_that_are_not_file_names_are_refused_and_nothing_is_written(tmp_path, node):
     dest = tmp_path / "reports" / "dest"
     (result,) = play(tmp_path, [report_task(dest, node=node, report=REPORT, dumps={"host.nft.rules": "x"})])

@@ -32,6 +32,39 @@ _REMOTE_CANDIDATES = {
 _PORT_CANDIDATES = (80, 8080, 9080, 8000, 443, 3000, 5000)
 
 
+class IdSet:
+    """The uids (or gids) an owner match exempts: numbers, and ranges ``"low-high"`` as
+    iptables-save prints them (``--uid-owner 1337-1340``); ``in`` covers the ranges."""
+
+    def __init__(self, values=()):
+        self.values = []
+        for value in values:
+            self.add(value)
+
+    def add(self, value):
+        self.values.append(value)
+
+    def __contains__(self, ident):
+        for value in self.values:
+            low, high = id_bounds(value)
+            if low <= ident <= high:
+                return True
+        return False
+
+
+def id_bounds(value):
+    """(low, high) of a uid/gid or of a range ``"low-high"`` (as the audit stores them)."""
+    if isinstance(value, int):
+        return value, value
+    low, _sep, high = str(value).partition("-")
+    return int(low), int(high)
+
+
+def first_id(values, default):
+    """The first id the owner matches name (the low end of a range), or ``default``."""
+    return id_bounds(values[0])[0] if values else default
+
+
 class CaptureConfig:
     """What the capture is configured to do: ``expected`` where the user said, else the rules."""
 
@@ -52,8 +85,8 @@ class CaptureConfig:
         self.excluded_outbound_ports = {int(p) for p in pick("excluded_outbound_ports") if str(p).isdigit()}
         self.include = self._nets(pick("outbound_include_cidrs"))
         self.exclude = self._nets(pick("outbound_exclude_cidrs")) or []
-        self.proxy_uids = set(capture["proxy_uids"])
-        self.proxy_gids = set(capture["proxy_gids"])
+        self.proxy_uids = IdSet(capture["proxy_uids"])
+        self.proxy_gids = IdSet(capture["proxy_gids"])
         if expected.get("proxy_uid") is not None:
             self.proxy_uids.add(expected["proxy_uid"])
         if expected.get("proxy_gid") is not None:
@@ -204,8 +237,8 @@ def standard_probes(ruleset, capture, expected, local_addresses, dns_servers=())
     gaps = []
     probes = []
     app_uid = config.free_uid(expected.get("app_uid", 1000))
-    proxy_uid = expected.get("proxy_uid") or (capture["proxy_uids"] or [1337])[0]
-    proxy_gid = expected.get("proxy_gid") or (capture["proxy_gids"] or [proxy_uid])[0]
+    proxy_uid = expected.get("proxy_uid") or first_id(capture["proxy_uids"], 1337)
+    proxy_gid = expected.get("proxy_gid") or first_id(capture["proxy_gids"], proxy_uid)
 
     def inbound(name, port, why):
         expect = CAPTURED if config.inbound_captured(port) else NOT_CAPTURED

@@ -22,15 +22,28 @@ from ansible_collections.meshops.istio.plugins.module_utils.iptables.capture_pro
     CAPTURED,
     NOT_CAPTURED,
     TUNNEL_PORT,
+    IdSet,
     standard_probes,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.kube_proxy import kube_proxy_summary
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.model import no_cyclic_gc
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.options import (
+    MAX_ID,
     validate_expected,
     validate_local_addresses,
 )
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.tracer import Tracer
+
+
+def _owner_id(rule, cond):
+    """The uid/gid of an owner match as a number, or a range as iptables-save prints it
+    (``"1337-1340"``); anything else is a ParseError naming the file and the line."""
+    low, sep, high = cond.value.partition("-")
+    if low.isdigit() and (not sep or high.isdigit()):
+        first, last = int(low), int(high) if sep else int(low)
+        if first <= last <= MAX_ID:
+            return f"{first}-{last}" if sep else first
+    raise rule.malformed(f"owner --{cond.option} {cond.value!r} is not an id (0 to {MAX_ID}) or a range of ids")
 
 
 def _reachable(table, start):
@@ -178,9 +191,9 @@ def summarize_capture(ruleset):
             if rule.target == "RETURN" and conds and all(c.module == "owner" and not c.negated for c in conds):
                 for c in conds:
                     if c.option == "uid-owner":
-                        capture["proxy_uids"].append(int(c.value) if c.value.isdigit() else c.value)
+                        capture["proxy_uids"].append(_owner_id(rule, c))
                     elif c.option == "gid-owner":
-                        capture["proxy_gids"].append(int(c.value) if c.value.isdigit() else c.value)
+                        capture["proxy_gids"].append(_owner_id(rule, c))
             elif (
                 rule.target == "RETURN"
                 and len(conds) == 1
@@ -234,14 +247,14 @@ def _compare_expected(capture, expected, findings):
     def mismatch(field, want, have, hint):
         _finding(findings, "EXPECTED_MISMATCH", "error", f"expected {field} {want}, the rules have {have}: {hint}")
 
-    if expected.get("proxy_uid") is not None and expected["proxy_uid"] not in capture["proxy_uids"]:
+    if expected.get("proxy_uid") is not None and expected["proxy_uid"] not in IdSet(capture["proxy_uids"]):
         mismatch(
             "proxy_uid",
             expected["proxy_uid"],
             capture["proxy_uids"] or "no uid exemption",
             "the proxy's own traffic would be captured again",
         )
-    if expected.get("proxy_gid") is not None and expected["proxy_gid"] not in capture["proxy_gids"]:
+    if expected.get("proxy_gid") is not None and expected["proxy_gid"] not in IdSet(capture["proxy_gids"]):
         mismatch(
             "proxy_gid",
             expected["proxy_gid"],

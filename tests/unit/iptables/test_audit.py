@@ -1,5 +1,7 @@
 """Audit and kube-proxy summary tests driven by data/audit_cases.yml."""
 
+import re
+
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.iptables.istio_audit import audit
@@ -66,3 +68,26 @@ def test_both_backends_warning_is_a_finding():
     assert result["findings"][0]["code"] == "BOTH_BACKENDS"
     assert result["findings"][0]["severity"] == "warning"
     assert "ipv4 rules in the network namespace pod-1" in result["findings"][0]["message"]
+
+
+@pytest.mark.parametrize("form", [f for f in FORMS if f != "rules"])
+@pytest.mark.parametrize(("exempt", "expected_uid"), [("1337-1340", 1337), ("1337-1340", 1340), ("1000-2000", 1337)])
+def test_a_uid_range_exemption_is_read_and_covers_the_proxy(form, exempt, expected_uid):
+    # iptables-save prints an owner range as "low-high": the proxy's uid inside it is exempt,
+    # and the probes send the proxy's traffic from the low end of the range.
+    text = re.sub(
+        r"(?<=-m owner )--uid-owner 1337 -j RETURN", f"--uid-owner {exempt} -j RETURN", dump_text("istio-dns", form)
+    )
+    result = audit(parse_dump(text), expected={"proxy_uid": expected_uid})
+    assert exempt in result["capture"]["proxy_uids"]
+    assert not [f for f in result["findings"] if f["severity"] == "error"], result["findings"]
+
+
+def test_a_uid_range_without_the_proxy_is_a_mismatch():
+    text = re.sub(
+        r"(?<=-m owner )--uid-owner 1337 -j RETURN",
+        "--uid-owner 2000-2010 -j RETURN",
+        dump_text("istio-dns", "legacy.save"),
+    )
+    result = audit(parse_dump(text), expected={"proxy_uid": 1337})
+    assert "EXPECTED_MISMATCH" in {f["code"] for f in result["findings"]}

@@ -19,6 +19,7 @@ LABS = {
     "meshops-site": ("10.89.78", "10.245"),  # molecule's end-to-end scenario
     "meshops-test": ("10.89.79", "10.246"),  # the tests of the real nodes (tests/integration/kubenodes)
     "meshops-fault": ("10.89.80", "10.247"),  # the test of a node that fails to start
+    "meshops-mesh": ("10.89.81", "10.248"),  # the real mesh end to end (Istio's and the samples' pods)
 }
 BIN_MOUNT = "/opt/meshops-lab/bin"  # the lab build cache, read-only, in every Kubernetes node
 IMAGES_MOUNT = "/opt/meshops-lab/images"  # the lab's image archives, read-only, likewise

@@ -10,8 +10,8 @@ short_description: Audit a node's Istio sidecars and iptables rules (read-only)
 version_added: 0.1.0
 description:
   - Finds every Istio sidecar on the node from C(/proc), without Docker or any container runtime
-    - processes named C(envoy) or C(pilot-agent), or running as one of O(proxy_uids) - and groups
-    them by network-namespace inode.
+    - processes named C(envoy) or C(pilot-agent), with the processes running as one of
+    O(proxy_uids) beside them - and groups them by network-namespace inode.
   - Names each pod from the container runtime (C(crictl), C(docker) labels
     C(io.kubernetes.pod.name)/C(namespace)) when the node has one, else from the Kubernetes API's
     pod list by IP (O(known_pods)), else from the proxy's environment (C(POD_NAME),
@@ -42,8 +42,10 @@ extends_documentation_fragment:
 options:
   proxy_uids:
     description:
-      - UIDs the sidecar proxy runs as; a process running as one of them marks its namespace as a
-        sidecar's, whatever its name.
+      - UIDs the sidecar proxy runs as. In a namespace where a process named C(envoy) or
+        C(pilot-agent) runs, processes running as one of them are counted as the proxy's. A
+        namespace whose processes only run as one of them (istiod's C(pilot-discovery) runs as
+        1337) is not a sidecar's: it gets an info finding C(PROXY_UID_WITHOUT_PROXY) instead.
     type: list
     elements: int
     default: [1337]

@@ -287,3 +287,36 @@ def _readable(side):
         else:
             out.pop("metadata")
     return out
+
+
+def keep_fail_closed(objects, live):
+    """The manifest's objects with each validating webhook istiod has already switched to
+    ``failurePolicy: Fail`` kept at Fail.
+
+    Istio's manifests ship the istiod validating webhooks with ``failurePolicy: Ignore`` and istiod
+    switches them to Fail once its webhook serves (the validation controller, by an update, not
+    an apply). Applying the manifest again would switch them back to Ignore, leaving the cluster
+    failing open until istiod switches them again, and every re-run would report a change.
+    ``live`` are the cluster's ValidatingWebhookConfigurations (any of them; matched by name)."""
+    live_policies = {}
+    for obj in live or []:
+        name = (obj.get("metadata") or {}).get("name")
+        for hook in obj.get("webhooks") or []:
+            live_policies[(name, hook.get("name"))] = hook.get("failurePolicy")
+    kept = []
+    for obj in objects or []:
+        if obj.get("kind") == "ValidatingWebhookConfiguration":
+            name = (obj.get("metadata") or {}).get("name")
+            hooks = obj.get("webhooks") or []
+            if any(
+                h.get("failurePolicy") == "Ignore" and live_policies.get((name, h.get("name"))) == "Fail" for h in hooks
+            ):
+                obj = dict(obj)
+                obj["webhooks"] = [
+                    dict(h, failurePolicy="Fail")
+                    if h.get("failurePolicy") == "Ignore" and live_policies.get((name, h.get("name"))) == "Fail"
+                    else h
+                    for h in hooks
+                ]
+        kept.append(obj)
+    return kept

@@ -73,8 +73,18 @@ def run_audit(options, after_discovery=None, runner=None, which=None):
         "errors": [],
     }
     raw = {}
-    sidecars, host_proxies, unreadable = discovery.discover(opts, node_inode)
+    sidecars, host_proxies, unreadable, uid_only = discovery.discover(opts, node_inode)
     report["host_proxies"] = host_proxies
+    for entry in uid_only:
+        procs = ", ".join(f"{p['comm']} pid {p['pid']} uid {p['uid']}" for p in entry["processes"])
+        report["findings"].append(
+            finding(
+                "PROXY_UID_WITHOUT_PROXY",
+                "info",
+                f"network namespace inode {entry['inode']}: {procs} run as a proxy uid but no envoy or pilot-agent "
+                "runs there (istiod's pilot-discovery does so by design): not audited as a sidecar",
+            )
+        )
     for pid, reason in sorted(unreadable.items()):
         report["errors"].append({"pid": pid, "error": reason})
     if unreadable and os.geteuid() != 0:

@@ -20,7 +20,12 @@ def netns_key(path):
 
 
 def discover(opts, node_inode):
-    """Group processes by network namespace; keep namespaces holding a proxy process."""
+    """Group processes by network namespace; keep namespaces holding a proxy process.
+
+    A namespace is a proxy's when one of its processes has a proxy's name (envoy, pilot-agent);
+    processes running as a proxy uid are counted with it. A namespace whose processes only run
+    as a proxy uid is not a sidecar's: istiod's pilot-discovery runs as 1337 too. Those come back
+    in ``uid_only`` ({inode, processes}) so that the report can say why they were left out."""
     procs, unreadable = procfs.scan_processes()
     by_ns = {}
     for p in procs:
@@ -37,6 +42,7 @@ def discover(opts, node_inode):
     uids = set(opts["proxy_uids"])
     sidecars = []
     host_proxies = []
+    uid_only = []
     for inode, members in by_ns.items():
         proxies = []
         for p in members:
@@ -49,6 +55,12 @@ def discover(opts, node_inode):
                 proxies.append((p, by))
         if not proxies:
             continue
+        if not any("name" in by for _p, by in proxies):
+            if inode != node_inode and (include is None or inode in include):
+                uid_only.append(
+                    {"inode": inode, "processes": [{"pid": p.pid, "comm": p.comm, "uid": p.uid} for p, _by in proxies]}
+                )
+            continue
         if inode == node_inode:
             host_proxies.extend({"pid": p.pid, "comm": p.comm, "uid": p.uid, "detected_by": by} for p, by in proxies)
             continue
@@ -56,7 +68,8 @@ def discover(opts, node_inode):
             continue
         sidecars.append({"inode": inode, "members": members, "proxies": proxies})
     sidecars.sort(key=lambda s: min(p.pid for p in s["members"]))
-    return sidecars, host_proxies, unreadable
+    uid_only.sort(key=lambda e: e["inode"])
+    return sidecars, host_proxies, unreadable, uid_only
 
 
 def name_pod(pod, proxy_pid, argv):

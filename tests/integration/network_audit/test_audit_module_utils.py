@@ -469,3 +469,33 @@ def test_kube_proxy_in_iptables_mode_is_named(pod_lab):
     with_gateway(pod_lab)
     report, _raw = audit(pod_lab)
     assert report["host"]["kube_proxy_mode"]["mode"] == "iptables"
+
+
+def test_a_process_only_running_as_the_proxy_uid_is_not_a_sidecar(pod_lab, tmp_path):
+    """istiod's pilot-discovery runs as uid 1337 in a pod without Envoy (seen on the lab's real
+    nodes): that pod is no sidecar bypassing the mesh, only an info finding says it was left out."""
+    istiod = pod_lab.add_pod("istiod-0", namespace="istio-system", envoy=False, app_port=8080)
+    pod_lab.add_pod("web-0", labels={"app": "web"})
+    binary = tmp_path / "pilot-discovery"
+    shutil.copy("/bin/sleep", binary)
+    binary.chmod(0o755)
+    tmp_path.chmod(0o755)
+    proc = subprocess.Popen(
+        ["nsenter", f"--net={istiod.netns_path}", "--", "setpriv", "--reuid=1337", "--regid=1337", "--clear-groups",
+         str(binary), "300"],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while pathlib.Path(f"/proc/{proc.pid}/comm").read_text().strip() != "pilot-discovery":
+            assert time.monotonic() < deadline, "pilot-discovery did not start"
+            time.sleep(0.05)
+        report, _raw = audit(pod_lab)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert set(by_name(report)) == {"web-0"}
+    left_out = [f for f in report["findings"] if f["code"] == "PROXY_UID_WITHOUT_PROXY"]
+    assert len(left_out) == 1 and left_out[0]["severity"] == "info"
+    assert f"pilot-discovery pid {proc.pid} uid 1337" in left_out[0]["message"]
+    assert report["summary"]["worst_severity"] in (None, "ok", "info"), report["summary"]
+    assert codes(by_name(report)["web-0"]) == set()

@@ -86,3 +86,42 @@ def test_crds_not_established_names_missing_and_pending():
     wanted = ["d.istio.io", "c.istio.io", "b.istio.io", "a.istio.io"]
     assert manifest.crds_not_established(crds, wanted) == ["b.istio.io", "c.istio.io", "d.istio.io"]
     assert manifest.crds_not_established(crds, ["a.istio.io"]) == []
+
+
+def _validator(policies, name="istio-validator-istio-system"):
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app": "istiod"}},
+        "webhooks": [{"name": hook, "failurePolicy": policy} for hook, policy in policies.items()],
+    }
+
+
+@pytest.mark.parametrize(
+    "manifest_policies, live, expected",
+    [
+        # istiod switched its webhook to Fail: a re-apply keeps Fail (no fail-open window, no change)
+        ({"rev.validation.istio.io": "Ignore"}, [_validator({"rev.validation.istio.io": "Fail"})], "Fail"),
+        # not switched yet (istiod not serving): the manifest's Ignore stays
+        ({"rev.validation.istio.io": "Ignore"}, [_validator({"rev.validation.istio.io": "Ignore"})], "Ignore"),
+        # first install: nothing live
+        ({"rev.validation.istio.io": "Ignore"}, [], "Ignore"),
+        # another configuration's webhook of the same name does not count
+        ({"rev.validation.istio.io": "Ignore"}, [_validator({"rev.validation.istio.io": "Fail"}, "other")], "Ignore"),
+        # the manifest asks for Fail itself: kept whatever is live
+        ({"rev.validation.istio.io": "Fail"}, [_validator({"rev.validation.istio.io": "Ignore"})], "Fail"),
+    ],
+)
+def test_keep_fail_closed(manifest_policies, live, expected):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod"}}
+    objects = [deployment, _validator(manifest_policies)]
+    kept = manifest.keep_fail_closed(objects, live)
+    assert kept[0] is deployment
+    assert kept[1]["webhooks"][0]["failurePolicy"] == expected
+    assert objects[1]["webhooks"][0]["failurePolicy"] == manifest_policies["rev.validation.istio.io"]  # input kept
+
+
+def test_keep_fail_closed_only_touches_the_switched_webhook():
+    live = [_validator({"a.validation": "Fail", "b.validation": "Ignore"})]
+    kept = manifest.keep_fail_closed([_validator({"a.validation": "Ignore", "b.validation": "Ignore"})], live)
+    assert [h["failurePolicy"] for h in kept[0]["webhooks"]] == ["Fail", "Ignore"]

@@ -1,10 +1,8 @@
 """Failure paths of the istioctl role: each one a readable error and an untouched node.
 
 Real node containers and a real HTTP mirror container (podman); the mirror's second port sends
-half of every archive and closes the connection. The runs go through the lab's transport
-(lab_podman: nsenter, pipelined); test_istioctl_lifecycle.py runs the role through
-containers.podman.podman. The tests that fail before installing anything share one container
-(pristine_node), each proving that it left the node as it found it.
+half of every archive and closes the connection. The tests that fail before installing
+anything share one container (pristine_node), each proving that it left the node as it found it.
 """
 
 from __future__ import annotations
@@ -16,11 +14,6 @@ import pytest
 from .release_tools import BAD_ARCHIVES, WRONG_TOP, bad_archive, relabel, truncated, write_sha256
 
 pytestmark = pytest.mark.podman
-
-
-@pytest.fixture
-def node_connection() -> str:
-    return "lab_podman"
 
 
 FAST_RETRY = {"istioctl_download_retries": 3, "istioctl_download_delay": 1, "istioctl_download_timeout": 20}

@@ -2,7 +2,9 @@
 
 Runs after converge (names mapped, the prepared foreign line rewritten) and then drives
 playbooks/hosts.yml itself with ansible-playbook against the same containers for the
-four-way assertions, the foreign-entry refusal and bad input.
+four-way assertions, the foreign-entry refusal and bad input. Converge and idempotence reach
+the containers through containers.podman.podman (molecule's inventory); these tens of further
+runs through the lab's lab_podman (nsenter, pipelined), the transport of the lab inventory.
 """
 
 import json
@@ -24,7 +26,7 @@ INVENTORY = textwrap.dedent(
     """\
     all:
       vars:
-        ansible_connection: containers.podman.podman
+        ansible_connection: lab_podman
         ansible_python_interpreter: /usr/bin/python3
         hosts_entries_names: [jiuxi.com, bookinfo.example, www.jiuxi.com]
       children:

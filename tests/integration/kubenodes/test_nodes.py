@@ -193,6 +193,15 @@ def check_service(real_lab, ns):
     svc = real_lab.kubectl_json("-n", ns, "get", "service", "backend")
     cluster_ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
     fetch = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+
+    def fetched(url):
+        proc = real_lab.kubectl("-n", ns, "exec", client_pod, "--", "python3", "-c", fetch, url, check=False)
+        return proc.returncode == 0 and proc.stdout
+
+    # kube-proxy programs a new Service within its sync period, longer just after kube-proxy
+    # restarted in another mode (seen: "Connection refused" at once): the first request waits
+    # for that, every later one must answer at once.
+    wait_for(f"kube-proxy on w1 to program {ns}/backend", lambda: fetched(f"http://{cluster_ip}/"), timeout=60)
     # from a pod on w1 to the pod on w2: by ClusterIP and by the DNS name (CoreDNS)
     for url in (f"http://{cluster_ip}/", f"http://backend.{ns}.svc.cluster.local/", "http://backend/"):
         answer = json.loads(real_lab.kubectl("-n", ns, "exec", client_pod, "--", "python3", "-c", fetch, url).stdout)

@@ -45,7 +45,7 @@ options:
       - UIDs the sidecar proxy runs as. In a namespace where a process named C(envoy) or
         C(pilot-agent) runs, processes running as one of them are counted as the proxy's. A
         namespace whose processes only run as one of them (istiod's C(pilot-discovery) runs as
-        1337) is not a sidecar's: it gets an info finding C(PROXY_UID_WITHOUT_PROXY) instead.
+        1337) is not a sidecar's; it gets an info finding C(PROXY_UID_WITHOUT_PROXY) instead.
     type: list
     elements: int
     default: [1337]

@@ -162,6 +162,10 @@ def check_sidecars(pods_by_namespace):
             if state["phase"] in ("Succeeded", "Failed"):
                 skipped.append(f"{name}: {state['phase']}")
                 continue
+            if pod["metadata"].get("deletionTimestamp"):
+                # replaced by a restart (e.g. after the namespace was labelled): it is going away
+                skipped.append(f"{name}: terminating")
+                continue
             if _opted_out(pod):
                 skipped.append(f"{name}: {INJECT_OPT_OUT}=false")
                 continue

@@ -144,6 +144,19 @@ def test_sidecars_with_every_pod_skipped_fails(pods):
     assert result["failures"][0].startswith("no running pod was checked in jiuxi (skipped: ")
 
 
+def test_sidecars_skip_terminating_pods_and_judge_their_replacements():
+    """Right after a restart the old pods (no sidecar) are still terminating: not a failure."""
+    old = pod("web-old")
+    old["metadata"]["deletionTimestamp"] = "2026-12-05T13:20:00Z"
+    new = pod("web-new")
+    new["spec"] = {"containers": [{"name": "app"}, {"name": "istio-proxy"}], "initContainers": [{"name": "istio-init"}]}
+    new["status"]["containerStatuses"] = [{"name": "app", "ready": True}, {"name": "istio-proxy", "ready": True}]
+    result = cluster.check_sidecars({"jiuxi": [old, new]})
+    assert result["passed"] is True, result["failures"]
+    assert result["skipped"] == ["jiuxi/web-old: terminating"] and list(result["pods"]) == ["jiuxi/web-new"]
+    assert cluster.check_sidecars({"jiuxi": [old]})["passed"] is False  # nothing but a leaving pod: no evidence
+
+
 def test_control_plane_without_deployments_fails():
     result = cluster.check_control_plane([], "istio-system", [], None)
     assert result["passed"] is False

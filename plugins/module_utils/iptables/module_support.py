@@ -1,9 +1,9 @@
 """Glue shared by the iptables modules: the common source argspec, reading through the module's
 runner (:func:`.reader.module_runner`) and the one ``main()`` the three modules share (:func:`run_source_module`).
 
-No Ansible imports: the module class is passed in, and used through ``run_command``,
-``get_bin_path``, ``warn``, ``fail_json`` and ``exit_json``. The options are documented in
-``plugins/doc_fragments/iptables_source.py``.
+No Ansible imports: the module class is passed in, and used through its
+``run_command_environ_update``, ``get_bin_path``, ``warn``, ``fail_json`` and ``exit_json``. The
+options are documented in ``plugins/doc_fragments/iptables_source.py``.
 """
 
 import contextlib

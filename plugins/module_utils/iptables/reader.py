@@ -6,8 +6,9 @@
   that joined the namespace with setns(2) (that thread only); a command started from there
   inherits the namespace, as with ``nsenter --net=PATH``, minus one exec;
 * every command through one runner, ``runner(argv, timeout=None) -> (rc, stdout, stderr)``:
-  the modules pass :func:`module_runner` (``AnsibleModule.run_command``), tests and scripts
-  get :func:`default_runner`. A runner raises :class:`CommandTimeout` when ``timeout`` ran out.
+  the modules pass :func:`module_runner` (the module's environment; output collected in linear
+  time, which ``AnsibleModule.run_command`` does not), tests and scripts get
+  :func:`default_runner`. A runner raises :class:`CommandTimeout` when ``timeout`` ran out.
 
 Failures carry a structured ``reason`` (see :class:`DumpError`) that callers decide on.
 """
@@ -69,35 +70,30 @@ def default_which(name):
 
 
 def module_runner(module):
-    """runner(argv, timeout) through AnsibleModule.run_command, LANG=C, no shell.
+    """runner(argv, timeout) for a module: the module's environment with LANG=C, no shell, the
+    output decoded as ``AnsibleModule.run_command`` decodes it (UTF-8, undecodable bytes kept).
 
-    run_command has no timeout: a timer kills the command, and the runner says so."""
+    Not through run_command: it gathers a command's output with ``stdout += chunk`` on bytes, one
+    pipe read (up to 32 KiB) at a time, so every read copies all the output so far and the time
+    grows with the square of the output. kube-proxy's nftables table of 10k services is 36 MB of
+    ``nft -j``: 1,373 reads, 20 GB copied, 7.7 s of CPU beside nft's own 5.7 s. ``subprocess``
+    keeps the chunks in a list and joins them once (0.2 s)."""
 
     def run(argv, timeout=None):
-        state = {"timer": None, "expired": False}
-
-        def watch(proc):
-            if timeout is None:
-                return
-
-            def kill():
-                state["expired"] = True
-                proc.kill()
-
-            state["timer"] = threading.Timer(timeout, kill)
-            state["timer"].daemon = True
-            state["timer"].start()
-
+        env = dict(os.environ)
+        env.update(module.run_command_environ_update or {})
+        env.update(ENV)
         try:
-            rc, out, err = module.run_command(
-                argv, environ_update=dict(ENV), check_rc=False, before_communicate_callback=watch
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=timeout, check=False
             )
-        finally:
-            if state["timer"] is not None:
-                state["timer"].cancel()
-        if state["expired"]:
-            raise CommandTimeout(f"{argv[0]} timed out after {timeout}s")
-        return rc, out, err
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimeout(f"{argv[0]} timed out after {timeout}s") from exc
+        return (
+            proc.returncode,
+            proc.stdout.decode("utf-8", "surrogateescape"),
+            proc.stderr.decode("utf-8", "surrogateescape"),
+        )
 
     return run
 

@@ -291,9 +291,12 @@ options:
           - V(refused) - the connection was refused, reset or closed without an HTTP response.
           - V(unreachable) - no connection within O(mtls.timeout), no route, or a connection that stayed silent;
             no evidence either way.
+          - V(intercepted) - the pod also answered on its control port (the first of 9, 7, 19 and 1 that no
+            container declares), where no pod answers in either mode; something between this host and the pod
+            (a transparent proxy) answers for it, so its probes are no evidence either way.
           - V(STRICT) expects every probe refused, V(PERMISSIVE) every probe answered. The check fails when no
-            probe reached a pod, saying that the pod addresses are not routable from that host; run it on a
-            node of the cluster, or leave O(mtls.probe) false.
+            probe reached a pod, saying that the pod addresses are not reachable from that host or that something
+            on the way answers for them; run it on a node of the cluster, or leave O(mtls.probe) false.
         type: bool
         default: false
       timeout:
@@ -401,8 +404,9 @@ report:
           C(selector), C(port_level_mtls), C(created), C(selects)) and C(workloads) (per pod with a sidecar,
           C(mode), C(decided_by), C(policy), C(ports) with the mode of each port of C(portLevelMtls),
           C(selected_by)).
-        - C(probed), C(probes) (each with C(pod), C(container), C(address), C(port), C(outcome) answered, refused
-          or unreachable, C(status_line), C(detail), C(connected), C(seconds), C(expected)) and C(probe_skipped).
+        - C(probed), C(probes) (each with C(pod), C(container), C(address), C(port), C(outcome) answered, refused,
+          unreachable or intercepted, C(status_line), C(detail), C(connected), C(seconds), C(control) with C(port),
+          C(outcome), C(status_line) and C(detail) of the pod's control probe, and C(expected)) and C(probe_skipped).
       returned: when the check ran
       type: dict
       sample:
@@ -425,6 +429,8 @@ report:
         probes:
           - {pod: jiuxi/nginx-7c5b8d65b8-xk2mq, container: nginx, address: 10.244.1.5, port: 80, outcome: refused,
              status_line: null, detail: connection reset without an HTTP response, connected: true, seconds: 0.004,
+             control: {port: 9, outcome: refused, status_line: null,
+                       detail: connection reset without an HTTP response},
              expected: refused}
         probe_skipped: []
 failures:

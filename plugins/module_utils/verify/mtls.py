@@ -40,6 +40,12 @@ PROXY_PORT_RANGE = (15000, 15099)
 ANSWERED = "answered"
 REFUSED = "refused"
 UNREACHABLE = "unreachable"
+INTERCEPTED = "intercepted"
+# Ports that applications almost never serve; the first one a pod does not declare is its control
+# port. A pod answers there in no mode (STRICT resets, PERMISSIVE passes the connection to a port
+# nothing listens on), so an answer there comes from something between the caller and the pod (a
+# transparent proxy), and that pod's probes are no evidence either way.
+CONTROL_PORTS = (9, 7, 19, 1)
 # What a caller without a sidecar gets from a pod of each mode.
 EXPECTED_OUTCOME = {"STRICT": REFUSED, "PERMISSIVE": ANSWERED}
 
@@ -301,7 +307,8 @@ def evaluate_namespace(root_namespace, mesh_policies, namespace, namespace_polic
 
 def probe_targets(pods_by_namespace):
     """(targets, skipped): one target per running pod with a sidecar and TCP containerPort of its
-    other containers (outside 15000-15099 and the sidecar's own ports); ``skipped`` says which
+    other containers (outside 15000-15099 and the sidecar's own ports), each with the pod's
+    ``control_port`` (the first of CONTROL_PORTS no container declares); ``skipped`` says which
     pods with a sidecar have nothing to probe, and why."""
     targets, skipped = [], []
     for namespace, pods in sorted(pods_by_namespace.items()):
@@ -328,6 +335,10 @@ def probe_targets(pods_by_namespace):
                 if container.get("name") == PROXY_CONTAINER
                 for port in container.get("ports") or []
             }
+            declared = {
+                port.get("containerPort") for container in every_container for port in container.get("ports") or []
+            }
+            control_port = next((p for p in CONTROL_PORTS if p not in declared), None)
             seen = set()
             for container in spec.get("containers") or []:
                 if container.get("name") == PROXY_CONTAINER:
@@ -340,7 +351,13 @@ def probe_targets(pods_by_namespace):
                         continue
                     seen.add(number)
                     targets.append(
-                        {"pod": name, "container": container.get("name"), "address": address, "port": number}
+                        {
+                            "pod": name,
+                            "container": container.get("name"),
+                            "address": address,
+                            "port": number,
+                            "control_port": control_port,
+                        }
                     )
             if not seen:
                 skipped.append(f"{name}: no TCP containerPort outside the sidecar's ports")
@@ -437,14 +454,38 @@ def _probe_outcome(outcome, status_line, detail, connected, started):
 
 
 def run_probes(targets, timeout, send=probe):
-    """Every target probed (concurrently, at most 16 at a time); the targets in their order, each
-    with the probe's fields added."""
+    """Every target probed, and each pod's control port once (concurrently, at most 16 at a time).
+
+    Returns the targets in their order, each with the probe's fields and ``control`` (port,
+    outcome, status_line, detail of its pod's control probe). A probe whose pod answered on the
+    control port too is ``intercepted``: something between here and the pod answers for it.
+    """
     if not targets:
         return []
-    workers = min(_MAX_PROBE_THREADS, len(targets))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(lambda t: send(t["address"], t["port"], timeout), targets))
-    return [dict(target, **outcome) for target, outcome in zip(targets, outcomes)]
+    controls = sorted({(t["address"], t["control_port"]) for t in targets if t.get("control_port")})
+    jobs = [(t["address"], t["port"]) for t in targets] + controls
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(_MAX_PROBE_THREADS, len(jobs))) as pool:
+        outcomes = list(pool.map(lambda job: send(job[0], job[1], timeout), jobs))
+    control_outcomes = dict(zip(controls, outcomes[len(targets) :]))
+    probes = []
+    for target, outcome in zip(targets, outcomes):
+        entry = dict(target)
+        control_port = entry.pop("control_port", None)
+        entry.update(outcome)
+        control = control_outcomes.get((entry["address"], control_port))
+        entry["control"] = None
+        if control is not None:
+            entry["control"] = {key: control[key] for key in ("outcome", "status_line", "detail")}
+            entry["control"]["port"] = control_port
+            if control["outcome"] == ANSWERED and entry["outcome"] in (ANSWERED, REFUSED):
+                entry["detail"] = (
+                    f"{entry['outcome']} ({entry['status_line'] or entry['detail']}), but port {control_port}, which "
+                    f"no container of the pod declares, answered too ({control['status_line']}): something between "
+                    "here and the pod answers for it"
+                )
+                entry["outcome"] = INTERCEPTED
+        probes.append(entry)
+    return probes
 
 
 def judge_probes(probes, expected, timeout, host, skipped, namespaces):
@@ -464,30 +505,40 @@ def judge_probes(probes, expected, timeout, host, skipped, namespaces):
                 f"{where} refused a caller without sidecar ({entry['detail']}), expected a plain-text answer "
                 f"({expected})"
             )
-    reached = [p for p in probes if p["outcome"] != UNREACHABLE]
-    unreachable = [p for p in probes if p["outcome"] == UNREACHABLE]
+    reached = [p for p in probes if p["outcome"] in (ANSWERED, REFUSED)]
+    no_evidence = [p for p in probes if p["outcome"] not in (ANSWERED, REFUSED)]
     if not probes:
         failures.append(
             "probe is true but there is nothing to probe: no running pod with an istio-proxy sidecar and a TCP "
             f"containerPort in {', '.join(namespaces)}" + (f" (skipped: {'; '.join(skipped)})" if skipped else "")
         )
     elif not reached:
-        addresses = sorted({p["address"] for p in probes})
-        if any(p["connected"] for p in probes):
+        addresses = ", ".join(sorted({p["address"] for p in probes}))
+        intercepted = [p for p in probes if p["outcome"] == INTERCEPTED]
+        way_out = (
+            "run the check on a host where pod IPs are routable (a node of the cluster), or set mtls.probe to false "
+            "to judge the policies alone"
+        )
+        if intercepted:
             failures.append(
-                f"no probe got an answer or a refusal: the connections to {', '.join(addresses)} were accepted but "
-                f"stayed silent for mtls.timeout ({timeout:g} s); raise mtls.timeout"
+                f"no probe reached a pod: something between {host}, where the check ran, and the pod addresses "
+                f"({addresses}) answers for them (first: {intercepted[0]['pod']} port {intercepted[0]['port']} "
+                f"{intercepted[0]['detail']}); {way_out}"
+            )
+        elif any(p["connected"] for p in probes):
+            failures.append(
+                f"no probe got an answer or a refusal: the connections to {addresses} were accepted but stayed "
+                f"silent for mtls.timeout ({timeout:g} s); raise mtls.timeout"
             )
         else:
             failures.append(
-                f"no probe reached a pod: the pod addresses ({', '.join(addresses)}) are not reachable from {host}, "
-                f"where the check ran (first: {unreachable[0]['detail']}); run the check on a host where pod IPs are "
-                "routable (a node of the cluster), or set mtls.probe to false to judge the policies alone"
+                f"no probe reached a pod: the pod addresses ({addresses}) are not reachable from {host}, where the "
+                f"check ran (first: {no_evidence[0]['detail']}); {way_out}"
             )
-    elif unreachable:
+    elif no_evidence:
         warnings.append(
-            f"{len(unreachable)} of {len(probes)} probes reached no pod and are no evidence either way: "
-            + "; ".join(f"{p['pod']} port {p['port']}: {p['detail']}" for p in unreachable[:5])
+            f"{len(no_evidence)} of {len(probes)} probes are no evidence either way: "
+            + "; ".join(f"{p['pod']} port {p['port']} {p['outcome']} ({p['detail']})" for p in no_evidence[:5])
         )
     return failures, warnings, len(reached)
 

@@ -11,7 +11,10 @@
   certificate is not.
 * ``@pytest.mark.netns``: from inside network namespaces this test creates, an address without a
   route and one whose route leads to a link where no one answers (``unreachable``), and no probe of a
-  STRICT check reaching any pod: the check fails saying so, never passes.
+  STRICT check reaching any pod: the check fails saying so, never passes. A transparent proxy on
+  the way (iptables REDIRECT of a pod address to a local HTTP server, as this machine's own
+  network does to addresses it does not route): it answers on the pod's control port too, so the
+  probe is ``intercepted`` and a PERMISSIVE check fails instead of passing on the proxy's answer.
 
 Traffic goes only to 127.0.0.1 and into the namespaces created here.
 """
@@ -37,15 +40,20 @@ from .conftest import _listening, _stop, envoy_binary, free_port, wait_for
 # -- loopback listeners -------------------------------------------------------------------------
 
 
+def listening_socket(address, port):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    sock.listen(16)
+    return sock
+
+
 class Listener:
     """A TCP listener on 127.0.0.1 that treats every connection with ``handle(connection)``."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, sock=None):
         self.handle = handle
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock = sock or listening_socket("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.held = []
         self.requests = []
@@ -439,8 +447,8 @@ def test_a_strict_check_whose_probes_reach_nothing_fails(lonely_netns):
     from lab.pods.netns import run_in_netns
 
     targets = [
-        {"pod": "jiuxi/web-1", "container": "app", "address": "10.244.1.5", "port": 80},
-        {"pod": "jiuxi/web-2", "container": "app", "address": "10.244.2.7", "port": 8080},
+        {"pod": "jiuxi/web-1", "container": "app", "address": "10.244.1.5", "port": 80, "control_port": 9},
+        {"pod": "jiuxi/web-2", "container": "app", "address": "10.244.2.7", "port": 8080, "control_port": 9},
     ]
     probes = run_in_netns(lonely_netns, mtls.run_probes, targets, 1.0)
     policies = {
@@ -457,3 +465,48 @@ def test_a_strict_check_whose_probes_reach_nothing_fails(lonely_netns):
         f.startswith("no probe reached a pod: the pod addresses (10.244.1.5, 10.244.2.7) are not reachable from lonely")
         for f in result["failures"]
     ), result["failures"]
+
+
+@pytest.mark.netns
+def test_a_transparent_proxy_on_the_way_is_no_evidence(lonely_netns):
+    from lab.pods.netns import run as netns_run
+    from lab.pods.netns import run_in_netns
+
+    for address in ("10.255.4.5/32", "10.255.5.6/32"):
+        netns_run(["ip", "addr", "add", address, "dev", "lo"], netns_path=lonely_netns)
+    proxy_sock = run_in_netns(lonely_netns, listening_socket, "0.0.0.0", 0)
+    pod_sock = run_in_netns(lonely_netns, listening_socket, "10.255.5.6", 80)
+    redirect = ["-d", "10.255.4.5/32", "-p", "tcp", "-j", "REDIRECT", "--to-ports", str(proxy_sock.getsockname()[1])]
+    netns_run(["iptables", "-t", "nat", "-A", "OUTPUT", *redirect], netns_path=lonely_netns)
+    targets = [
+        {"pod": "jiuxi/behind-proxy", "container": "app", "address": "10.255.4.5", "port": 80, "control_port": 9},
+        {"pod": "jiuxi/direct", "container": "app", "address": "10.255.5.6", "port": 80, "control_port": 9},
+    ]
+    with Listener(answer_http, proxy_sock) as proxy, Listener(answer_http, pod_sock) as pod:
+        probes = run_in_netns(lonely_netns, mtls.run_probes, targets, 2.0)
+    assert [p["outcome"] for p in probes] == ["intercepted", "answered"]
+    assert [p["control"]["outcome"] for p in probes] == ["answered", "refused"]
+    assert len(proxy.requests) == 2 and len(pod.requests) == 1
+    assert "but port 9, which no container of the pod declares, answered too (HTTP/1.1 200 OK)" in probes[0]["detail"]
+
+    policies = {
+        "jiuxi": [
+            {
+                "metadata": {"name": "default", "namespace": "jiuxi", "creationTimestamp": "2026-12-06T10:00:00Z"},
+                "spec": {"mtls": {"mode": "PERMISSIVE"}},
+            }
+        ]
+    }
+    behind_proxy = mtls.check_mtls(
+        "istio-system", [], policies, {"jiuxi": []}, expected="PERMISSIVE", probes=probes[:1], host="here"
+    )
+    assert behind_proxy["passed"] is False
+    assert behind_proxy["failures"][0].startswith(
+        "no probe reached a pod: something between here, where the check ran, and the pod addresses (10.255.4.5) "
+        "answers for them"
+    )
+    direct = mtls.check_mtls(
+        "istio-system", [], policies, {"jiuxi": []}, expected="PERMISSIVE", probes=probes, host="here"
+    )
+    assert direct["passed"] is True
+    assert any("1 of 2 probes are no evidence either way" in w for w in direct["warnings"])

@@ -243,6 +243,7 @@ def test_mtls_probe_of_a_real_loopback_server_answering_in_plain_text(cluster, p
     (probe,) = result["report"]["mtls"]["probes"]
     assert probe["outcome"] == "answered" and probe["status_line"] == "HTTP/1.0 200 OK"
     assert probe["expected"] == "refused" and probe["port"] == port and probe["pod"] == "jiuxi/web"
+    assert (probe["control"]["port"], probe["control"]["outcome"]) == (9, "refused")  # nothing on 127.0.0.1:9
     assert "answered a caller without sidecar in plain text (HTTP/1.0 200 OK)" in result["msg"]
 
     args["mtls"]["mode"] = "PERMISSIVE"

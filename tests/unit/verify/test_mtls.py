@@ -167,8 +167,8 @@ def test_probe_targets_are_the_app_ports_of_running_meshed_pods():
     }
     targets, skipped = mtls.probe_targets(pods)
     assert targets == [
-        {"pod": "jiuxi/web-1", "container": "app", "address": "10.244.1.5", "port": 80},
-        {"pod": "jiuxi/web-1", "container": "app", "address": "10.244.1.5", "port": 8080},
+        {"pod": "jiuxi/web-1", "container": "app", "address": "10.244.1.5", "port": 80, "control_port": 9},
+        {"pod": "jiuxi/web-1", "container": "app", "address": "10.244.1.5", "port": 8080, "control_port": 9},
     ]
     assert skipped == [
         "jiuxi/host-1: hostNetwork",
@@ -176,6 +176,13 @@ def test_probe_targets_are_the_app_ports_of_running_meshed_pods():
         "jiuxi/pending-1: Pending, not Running",
         "jiuxi/portless-1: no TCP containerPort outside the sidecar's ports",
     ]
+
+
+def test_the_control_port_is_one_no_container_declares():
+    serves_discard = pod("web-1", {"app": "web"}, ports=(80, 9))
+    serves_discard["spec"]["containers"][1]["ports"].append({"containerPort": 7})  # the sidecar's
+    targets, _skipped = mtls.probe_targets({"jiuxi": [serves_discard]})
+    assert [(t["port"], t["control_port"]) for t in targets] == [(80, 19), (9, 19)]
 
 
 def test_probe_targets_with_a_native_sidecar():
@@ -217,18 +224,59 @@ def test_classify_details_say_what_happened():
     assert "7 bytes that are not HTTP" in mtls.classify(b"\x15\x03\x01\x00\x02\x02\x46", True)[2]
 
 
-def test_run_probes_keeps_the_order_and_adds_the_outcome():
-    targets = [{"pod": "jiuxi/a", "container": "c", "address": "10.0.0.1", "port": p} for p in (80, 81, 82)]
-    seen = []
+def _sender(outcomes, seen=None):
+    """A probe stand-in: (address, port) -> outcome name, recording what was sent."""
 
     def send(address, port, timeout):
-        seen.append((address, port, timeout))
-        return {"outcome": "refused", "status_line": None, "detail": f"p{port}", "connected": True, "seconds": 0.0}
+        if seen is not None:
+            seen.append((address, port, timeout))
+        outcome = outcomes[(address, port)]
+        return {
+            "outcome": outcome,
+            "status_line": "HTTP/1.1 404 Not Found" if outcome == "answered" else None,
+            "detail": f"{outcome} on {port}",
+            "connected": outcome != "unreachable",
+            "seconds": 0.0,
+        }
 
-    probes = mtls.run_probes(targets, 1.5, send=send)
-    assert [p["detail"] for p in probes] == ["p80", "p81", "p82"]
-    assert sorted(seen) == [("10.0.0.1", 80, 1.5), ("10.0.0.1", 81, 1.5), ("10.0.0.1", 82, 1.5)]
-    assert mtls.run_probes([], 1.0, send=send) == []
+    return send
+
+
+def test_run_probes_keeps_the_order_and_probes_each_pods_control_port_once():
+    targets = [
+        {"pod": "jiuxi/a", "container": "c", "address": "10.0.0.1", "port": p, "control_port": 9} for p in (80, 81, 82)
+    ]
+    outcomes = {("10.0.0.1", p): "refused" for p in (80, 81, 82, 9)}
+    seen = []
+    probes = mtls.run_probes(targets, 1.5, send=_sender(outcomes, seen))
+    assert [p["detail"] for p in probes] == ["refused on 80", "refused on 81", "refused on 82"]
+    assert sorted(seen) == [("10.0.0.1", p, 1.5) for p in (9, 80, 81, 82)]
+    assert probes[0]["control"] == {"port": 9, "outcome": "refused", "status_line": None, "detail": "refused on 9"}
+    assert "control_port" not in probes[0]
+    assert mtls.run_probes([], 1.0, send=_sender({})) == []
+
+
+@pytest.mark.parametrize(
+    ("target", "control", "outcome"),
+    [
+        ("answered", "refused", "answered"),
+        ("refused", "refused", "refused"),
+        ("answered", "answered", "intercepted"),  # a proxy on the way answers every port
+        ("refused", "answered", "intercepted"),
+        ("unreachable", "answered", "unreachable"),
+        ("answered", "unreachable", "answered"),
+    ],
+)
+def test_an_answer_on_the_control_port_makes_the_pods_probes_no_evidence(target, control, outcome):
+    targets = [{"pod": "jiuxi/a", "container": "c", "address": "10.0.0.1", "port": 80, "control_port": 9}]
+    (probe,) = mtls.run_probes(targets, 1, send=_sender({("10.0.0.1", 80): target, ("10.0.0.1", 9): control}))
+    assert probe["outcome"] == outcome and probe["control"]["outcome"] == control
+    if outcome == "intercepted":
+        assert probe["detail"].startswith(f"{target} (")
+        assert (
+            "but port 9, which no container of the pod declares, answered too (HTTP/1.1 404 Not Found)"
+            in (probe["detail"])
+        )
 
 
 # -- the probes' verdicts -----------------------------------------------------------------------
@@ -306,7 +354,22 @@ def test_silent_connections_ask_for_a_longer_timeout():
 def test_some_unreachable_probes_are_a_warning_not_evidence():
     result = with_probes([entry("refused"), entry("unreachable", port=8080, detail="cannot connect: No route to host")])
     assert result["passed"] and result["observed"] == 2
-    assert any("1 of 2 probes reached no pod" in w and "No route to host" in w for w in result["warnings"])
+    assert any(
+        "1 of 2 probes are no evidence either way" in w
+        and "port 8080 unreachable (cannot connect: No route to host)" in w
+        for w in result["warnings"]
+    ), result["warnings"]
+
+
+def test_intercepted_probes_alone_fail_naming_what_answers():
+    result = with_probes([entry("intercepted", connected=True, detail="answered (HTTP/1.1 404 Not Found), but ...")])
+    assert result["passed"] is False and result["observed"] == 1
+    (failure,) = result["failures"]
+    assert failure.startswith(
+        "no probe reached a pod: something between ctl-1, where the check ran, and the pod addresses (10.244.1.5) "
+        "answers for them (first: jiuxi/web-1 port 80 answered (HTTP/1.1 404 Not Found), but ...)"
+    )
+    assert "where pod IPs are routable" in failure and "mtls.probe to false" in failure
 
 
 def test_probe_with_nothing_to_probe_fails():

@@ -21,6 +21,13 @@ description:
     the destination.
   - V(versions_seen) - keeps requesting until every expected version answered (Bookinfo's reviews
     v1, v2 and v3 by default) or the budget runs out.
+  - V(mtls) - reads the PeerAuthentication objects of O(istio_namespace) (the mesh's root namespace) and of
+    O(mtls.namespaces), computes the mutual TLS mode of each namespace and of each pod with a sidecar the way
+    istiod does (namespace-wide policy over mesh-wide, C(UNSET) inherits, no policy means C(PERMISSIVE), the
+    oldest policy of a scope wins, workload policies and their C(portLevelMtls) over the namespace's), and
+    fails when a namespace, a pod or a port is not in O(mtls.mode). With O(mtls.probe) it also sends a
+    plain-text HTTP GET from where the module runs (a caller without a sidecar) to every TCP container port
+    of those pods; in C(STRICT) mode each must be refused, in C(PERMISSIVE) mode answered.
   - A check passes only on what it observed; one that made no observation fails with a reason.
     Counts, durations and timeouts that are negative, zero where that would mean "never", or not
     finite (C(nan), C(inf)), weights outside 0-100 or all 0, and patterns that are not valid regular
@@ -46,9 +53,12 @@ options:
     type: list
     elements: str
     required: true
-    choices: [control_plane, sidecars, http, traffic_split, versions_seen]
+    choices: [control_plane, sidecars, http, traffic_split, versions_seen, mtls]
   istio_namespace:
-    description: Namespace of the Istio control plane and ingress gateway.
+    description:
+      - Namespace of the Istio control plane and ingress gateway.
+      - The V(mtls) check takes it for the mesh's root namespace (C(meshConfig.rootNamespace), the same by
+        default), whose PeerAuthentication without selector is mesh-wide.
     type: str
     default: istio-system
   istioctl_path:
@@ -253,10 +263,52 @@ options:
         description: Seconds per request.
         type: float
         default: 5
+  mtls:
+    description: Options of the V(mtls) check.
+    type: dict
+    default: {}
+    suboptions:
+      namespaces:
+        description:
+          - Namespaces whose mutual TLS mode to check; required when the check runs.
+        type: list
+        elements: str
+        default: []
+      mode:
+        description:
+          - The mode every namespace, pod with a sidecar and port must have.
+          - V(STRICT) - only mutual TLS (callers without a sidecar are refused).
+          - V(PERMISSIVE) - mutual TLS and plain text alike.
+        type: str
+        choices: [STRICT, PERMISSIVE]
+        default: STRICT
+      probe:
+        description:
+          - Also send one plain-text HTTP/1.1 GET to each TCP C(containerPort) of every running pod with an
+            C(istio-proxy) sidecar in O(mtls.namespaces) (ports 15000-15099 and the sidecar's own are left out),
+            from the host where the module runs, and classify what comes back.
+          - V(answered) - an HTTP status line came back.
+          - V(refused) - the connection was refused, reset or closed without an HTTP response.
+          - V(unreachable) - no connection within O(mtls.timeout), no route, or a connection that stayed silent;
+            no evidence either way.
+          - V(intercepted) - the pod also answered on its control port (the first of 9, 7, 19 and 1 that no
+            container declares), where no pod answers in either mode; something between this host and the pod
+            (a transparent proxy) answers for it, so its probes are no evidence either way.
+          - V(STRICT) expects every probe refused, V(PERMISSIVE) every probe answered. The check fails when no
+            probe reached a pod, saying that the pod addresses are not reachable from that host or that something
+            on the way answers for them; run it on a node of the cluster, or leave O(mtls.probe) false.
+        type: bool
+        default: false
+      timeout:
+        description: Seconds a probe waits to connect, and again for the answer; more than 0.
+        type: float
+        default: 3
 seealso:
   - module: meshops.istio.istio_sidecar_injection
 notes:
   - The traffic checks open a new connection per request, like a browser refresh.
+  - The V(mtls) check reads C(security.istio.io/v1) PeerAuthentications, or C(v1beta1) where v1 is not served
+    (Istio before 1.22).
 """
 
 EXAMPLES = r"""
@@ -289,6 +341,15 @@ EXAMPLES = r"""
       requests: 400
       confidence: 0.999
   register: split
+
+- name: The samples namespace only takes mutual TLS, and a plain-text caller is refused (run on a node)
+  meshops.istio.istio_verify:
+    checks: [mtls]
+    mtls:
+      namespaces: [jiuxi]
+      mode: STRICT
+      probe: true
+      timeout: 3
 
 - name: Show the observed shares
   ansible.builtin.debug:
@@ -333,6 +394,45 @@ report:
       description: C(seen) (responses per version), C(first_seen_at) (request number), C(missing), C(requests).
       returned: when the check ran
       type: dict
+    mtls:
+      description:
+        - C(expected_mode), C(api_version) (of the PeerAuthentications read), C(root_namespace), C(mesh_policy)
+          (C(name) and C(mode) of the mesh-wide policy in force, or null), C(observed).
+        - C(namespaces) maps each namespace to C(mode) (its effective namespace-wide mode), C(decided_by) (the
+          policy that set it, or Istio's default), C(policy) (the namespace-wide policy in force, or null),
+          C(policies) (each with C(name), C(scope) namespace, workload or ignored, C(mode) as written,
+          C(selector), C(port_level_mtls), C(created), C(selects)) and C(workloads) (per pod with a sidecar,
+          C(mode), C(decided_by), C(policy), C(ports) with the mode of each port of C(portLevelMtls),
+          C(selected_by)).
+        - C(probed), C(probes) (each with C(pod), C(container), C(address), C(port), C(outcome) answered, refused,
+          unreachable or intercepted, C(status_line), C(detail), C(connected), C(seconds), C(control) with C(port),
+          C(outcome), C(status_line) and C(detail) of the pod's control probe, and C(expected)) and C(probe_skipped).
+      returned: when the check ran
+      type: dict
+      sample:
+        expected_mode: STRICT
+        api_version: security.istio.io/v1
+        root_namespace: istio-system
+        mesh_policy: null
+        namespaces:
+          jiuxi:
+            mode: STRICT
+            decided_by: namespace policy jiuxi/default
+            policy: jiuxi/default
+            policies:
+              - {name: default, scope: namespace, mode: STRICT, selector: {}, port_level_mtls: {},
+                 created: "2026-12-06T10:00:00Z", selects: []}
+            workloads:
+              nginx-7c5b8d65b8-xk2mq: {mode: STRICT, decided_by: namespace policy jiuxi/default, policy: null,
+                                       ports: {}, selected_by: []}
+        probed: true
+        probes:
+          - {pod: jiuxi/nginx-7c5b8d65b8-xk2mq, container: nginx, address: 10.244.1.5, port: 80, outcome: refused,
+             status_line: null, detail: connection reset without an HTTP response, connected: true, seconds: 0.004,
+             control: {port: 9, outcome: refused, status_line: null,
+                       detail: connection reset without an HTTP response},
+             expected: refused}
+        probe_skipped: []
 failures:
   description: Every failure of every check, prefixed with the check name.
   returned: always
@@ -352,7 +452,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import HA
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.module import k8s_module
 from ansible_collections.meshops.istio.plugins.module_utils.verify.runner import VerifyRunner
 
-CHECKS = ["control_plane", "sidecars", "http", "traffic_split", "versions_seen"]
+CHECKS = ["control_plane", "sidecars", "http", "traffic_split", "versions_seen", "mtls"]
 
 
 def module_options():
@@ -443,6 +543,16 @@ def module_options():
                 "max_requests": {"type": "int", "default": 100},
                 "timeout_seconds": {"type": "float", "default": 60},
                 "timeout": {"type": "float", "default": 5},
+            },
+        },
+        mtls={
+            "type": "dict",
+            "default": {},
+            "options": {
+                "namespaces": {"type": "list", "elements": "str", "default": []},
+                "mode": {"type": "str", "choices": ["STRICT", "PERMISSIVE"], "default": "STRICT"},
+                "probe": {"type": "bool", "default": False},
+                "timeout": {"type": "float", "default": 3},
             },
         },
     )

@@ -7,12 +7,13 @@ istioctl (the module passes ``AnsibleModule.run_command`` with LANG=C).
 
 import json
 import math
+import socket
 
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import request_timeout_problem
-from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import get_client
-from ansible_collections.meshops.istio.plugins.module_utils.verify import cluster, traffic
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import NotFoundError, get_client
+from ansible_collections.meshops.istio.plugins.module_utils.verify import cluster, mtls, traffic
 
-CLUSTER_CHECKS = {"control_plane", "sidecars"}
+CLUSTER_CHECKS = {"control_plane", "sidecars", "mtls"}
 
 
 def istioctl_client_version(istioctl, run_command):
@@ -37,6 +38,7 @@ _LIMITS = (
     ("versions_seen", "max_requests", 1, False, "the most requests to send, e.g. 100"),
     ("versions_seen", "timeout_seconds", 0, True, "the seconds to keep trying, e.g. 60"),
     ("versions_seen", "timeout", 0, True, "the seconds one request may take, e.g. 5"),
+    ("mtls", "timeout", 0, True, "the seconds one probe may wait to connect and again for the answer, e.g. 3"),
 )
 
 
@@ -146,6 +148,10 @@ class VerifyRunner:
             raise traffic.VerifyError(problem)
         if "sidecars" in checks and not self.params["sidecars"]["namespaces"]:
             raise traffic.VerifyError("sidecars.namespaces is empty: name the namespaces whose pods need sidecars")
+        if "mtls" in checks and not self.params["mtls"].get("namespaces"):
+            raise traffic.VerifyError(
+                "mtls.namespaces is empty: name the namespaces whose mutual TLS mode to check, e.g. [jiuxi]"
+            )
         if "traffic_split" in checks:
             split = self.params["traffic_split"]
             if len(split["destinations"]) < 1:
@@ -209,6 +215,46 @@ class VerifyRunner:
             else:
                 pods[namespace] = self.client.list("v1", "Pod", namespace)
         return cluster.check_sidecars(pods)
+
+    def _peer_authentication_api(self):
+        """security.istio.io/v1 when the cluster serves it, else v1beta1 (Istio before 1.22)."""
+        for api_version in mtls.API_VERSIONS:
+            try:
+                self.client.resource(api_version, mtls.KIND)
+            except NotFoundError:
+                continue
+            return api_version
+        raise traffic.VerifyNotFound(
+            f"the cluster serves {mtls.KIND} in none of {', '.join(mtls.API_VERSIONS)}: is Istio (its CRDs) installed?"
+        )
+
+    def _mtls(self, options):
+        api_version = self._peer_authentication_api()
+        root = self.params["istio_namespace"]
+        mesh_policies = self.client.list(api_version, mtls.KIND, root)
+        policies, pods = {}, {}
+        for namespace in options["namespaces"]:
+            if self.client.get("v1", "Namespace", namespace) is None:
+                policies[namespace] = None
+                continue
+            policies[namespace] = self.client.list(api_version, mtls.KIND, namespace)
+            pods[namespace] = self.client.list("v1", "Pod", namespace)
+        probes, skipped = None, []
+        if options["probe"]:
+            targets, skipped = mtls.probe_targets(pods)
+            probes = mtls.run_probes(targets, options["timeout"])
+        return mtls.check_mtls(
+            root,
+            mesh_policies,
+            policies,
+            pods,
+            expected=options["mode"],
+            api_version=api_version,
+            probes=probes,
+            probe_skipped=skipped,
+            timeout=options["timeout"],
+            host=socket.gethostname(),
+        )
 
     def _http(self, options):
         return traffic.check_http(

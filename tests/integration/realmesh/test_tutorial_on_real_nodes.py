@@ -212,7 +212,7 @@ def test_nodeport_path_the_audit_traced_is_the_one_requests_take(mesh):
         return int(re.match(r"\[(\d+):", line).group(1))
 
     before = packets()
-    for _ in range(5):
+    for _request in range(5):
         status, _body = gateway_request(mesh, node="w1")
         assert status == 200
     assert packets() >= before + 5
@@ -244,7 +244,7 @@ def test_verify_refuses_a_90_10_split_checked_as_50_50(mesh):
         heavy = patterns[route[0]["destination"]["host"].split(".")[0]]
 
         def applied():  # istiod pushed the new weights to the gateway: the shares moved
-            bodies = [gateway_request(mesh)[1] for _ in range(40)]
+            bodies = [gateway_request(mesh)[1] for _request in range(40)]
             return sum(1 for body in bodies if re.search(heavy, body)) >= 30 or None
 
         wait_for("the 90/10 weights to reach the gateway", applied, timeout=60, every=2)

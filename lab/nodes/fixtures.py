@@ -65,7 +65,8 @@ class RealLab:
         return self
 
 
-def _running(name: str) -> dict | None:
+def running_lab_info(name: str) -> dict | None:
+    """A lab of real nodes that is up: its vars.yml with its kube-proxy mode and nodes; else None."""
     status = stack.status(name)
     if not status["cluster"].get("up") or not status.get("proxy_mode"):
         return None
@@ -81,7 +82,7 @@ def _running(name: str) -> dict | None:
 
 @pytest.fixture(scope="session")
 def real_lab(request) -> RealLab:
-    info = _running(TEST_LAB)
+    info = running_lab_info(TEST_LAB)
     lab = RealLab(TEST_LAB, info is None, info or stack.up(TEST_LAB))
     # owned may become true later (with_proxy_mode restarts the lab): decided at the end
     request.addfinalizer(lambda: stack.down(TEST_LAB) if lab.owned else None)

@@ -204,14 +204,19 @@ def _refs(policies):
     return ", ".join(sorted(policy_ref(p) for p in policies))
 
 
-def _scope_warnings(root_namespace, mesh_policies, namespace, namespace_policies):
-    warnings = []
+def _several_wide(scope, namespace, wide):
+    """The warning for more than one policy without a selector in one scope (Istio takes the oldest)."""
+    if len(wide) < 2:
+        return []
+    return [
+        f"several {scope} PeerAuthentications in {namespace} ({_refs(wide)}): "
+        f"Istio uses the oldest, {policy_ref(oldest(wide))}; delete the others"
+    ]
+
+
+def _scope_warnings(root_namespace, namespace, namespace_policies):
     wide = [p for p in namespace_policies if not selector_labels(p)] if namespace != root_namespace else []
-    if len(wide) > 1:
-        warnings.append(
-            f"several namespace-wide PeerAuthentications in {namespace} ({_refs(wide)}): "
-            f"Istio uses the oldest, {policy_ref(oldest(wide))}; delete the others"
-        )
+    warnings = _several_wide("namespace-wide", namespace, wide)
     for policy in wide:
         if port_level_modes(policy):
             warnings.append(
@@ -223,13 +228,7 @@ def _scope_warnings(root_namespace, mesh_policies, namespace, namespace_policies
 
 def mesh_warnings(root_namespace, mesh_policies):
     """Warnings about the root namespace's policies: several mesh-wide ones, ignored selectors."""
-    warnings = []
-    wide = [p for p in mesh_policies if not selector_labels(p)]
-    if len(wide) > 1:
-        warnings.append(
-            f"several mesh-wide PeerAuthentications in {root_namespace} ({_refs(wide)}): "
-            f"Istio uses the oldest, {policy_ref(oldest(wide))}; delete the others"
-        )
+    warnings = _several_wide("mesh-wide", root_namespace, [p for p in mesh_policies if not selector_labels(p)])
     for policy in mesh_policies:
         if selector_labels(policy):
             warnings.append(
@@ -282,7 +281,7 @@ def evaluate_namespace(root_namespace, mesh_policies, namespace, namespace_polic
                 f"(selector {_describe_selector(summary['selector'])}) selects no pod with a sidecar now; "
                 f"pods it selects later will not be {expected}"
             )
-    warnings.extend(_scope_warnings(root_namespace, mesh_policies, namespace, namespace_policies))
+    warnings.extend(_scope_warnings(root_namespace, namespace, namespace_policies))
     if not meshed:
         warnings.append(
             f"namespace {namespace} has no pod with an {PROXY_CONTAINER} sidecar: its mode applies to none yet"

@@ -22,10 +22,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lab import stack
-from lab.nodes.fixtures import RealLab
+from lab.nodes.fixtures import RealLab, running_lab_info
 from tests.integration.kubenodes.test_nodes import app_deployment, apply, ready_pods, wait_for
 from tests.integration.labmesh import Ansible
 
@@ -63,9 +62,9 @@ class RealMesh:
 
     def attach(self):
         """After the main job brought the lab up: its kubeconfig and node addresses."""
-        variables = yaml.safe_load((stack.lab_home(LAB) / "vars.yml").read_text())
-        status = stack.status(LAB)
-        info = {**variables, "proxy_mode": status["proxy_mode"], "nodes": status["nodes"]}
+        info = running_lab_info(LAB)
+        if info is None:
+            return  # the main job failed before the lab was up: the first test says why
         self.lab = RealLab(LAB, False, info)
         self.ansible = Ansible(str(self.lab.kubeconfig), self.istioctl, self.workdir)
 
@@ -110,8 +109,7 @@ def mesh(tmp_path_factory, lab_istioctl):
     started_here = not lab_is_up()
     real = RealMesh(workdir, str(lab_istioctl), workdir / "reports")
     real.first_run = real.site()
-    if lab_is_up():
-        real.attach()
+    real.attach()
     yield real
     if started_here:
         subprocess.run([sys.executable, "-m", "lab.stack", "down", "--lab", LAB], cwd=REPO, env=PODMAN_ENV, check=False)

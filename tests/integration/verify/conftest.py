@@ -172,6 +172,12 @@ class Gateway:
         return counts
 
 
+def start_envoy(binary, config, log):
+    """Envoy on ``config`` (a JSON file): one worker, no hot restart, warnings to ``log``."""
+    argv = [binary, "-c", str(config), "--disable-hot-restart", "--concurrency", "1", "-l", "warning"]
+    return subprocess.Popen([*argv, "--log-path", str(log)], stdin=subprocess.DEVNULL)
+
+
 def _stop(process):
     if process.poll() is None:
         process.terminate()
@@ -229,23 +235,7 @@ def envoy_gateway(tmp_path_factory):
         listen_port, admin_port = free_port(), free_port()
         config = work / "envoy.json"
         config.write_text(json.dumps(envoy_config(listen_port, admin_port, ports)))
-        processes.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "-c",
-                    str(config),
-                    "--disable-hot-restart",
-                    "--concurrency",
-                    "1",
-                    "-l",
-                    "warning",
-                    "--log-path",
-                    str(work / "envoy.log"),
-                ],
-                stdin=subprocess.DEVNULL,
-            )
-        )
+        processes.append(start_envoy(binary, config, work / "envoy.log"))
         for port in [*ports.values(), listen_port]:
             wait_for(lambda p=port: _listening(p), f"127.0.0.1:{port}")
         for process in processes:

@@ -35,7 +35,7 @@ import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.verify import mtls
 
-from .conftest import _listening, _stop, envoy_binary, free_port, wait_for
+from .conftest import _listening, _stop, envoy_binary, free_port, start_envoy, wait_for
 
 # -- loopback listeners -------------------------------------------------------------------------
 
@@ -310,21 +310,7 @@ def inbound_envoy(tmp_path_factory):
     admin_port = free_port()
     config = work / "envoy.json"
     config.write_text(json.dumps(envoy_inbound_config(ports, certs, admin_port)))
-    process = subprocess.Popen(
-        [
-            binary,
-            "-c",
-            str(config),
-            "--disable-hot-restart",
-            "--concurrency",
-            "1",
-            "-l",
-            "warning",
-            "--log-path",
-            str(work / "envoy.log"),
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    process = start_envoy(binary, config, work / "envoy.log")
     try:
         for port in ports.values():
             wait_for(lambda p=port: _listening(p) or process.poll() is not None, f"Envoy on 127.0.0.1:{port}")

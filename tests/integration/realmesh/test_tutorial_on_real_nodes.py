@@ -195,23 +195,26 @@ def test_every_proxy_accepts_istiods_configuration(mesh):
 
 
 def test_nodeport_path_the_audit_traced_is_the_one_requests_take(mesh):
-    """The report's KUBE-NODEPORTS step for the gateway's http2 port: its kernel counter on w1
-    grows by the requests sent to w1's address at that port."""
+    """The report's KUBE-NODEPORTS step for the gateway's http2 port on the node that runs the
+    gateway pod (that node's report names the pod): its kernel counter grows by the requests
+    sent to that node's address at that port."""
+    ingress = mesh.kubectl_json("-n", "istio-system", "get", "pods", "-l", "app=istio-ingressgateway")["items"][0]
+    node = ingress["spec"]["nodeName"]
     paths = [
-        p for p in mesh.report("w1")["host"]["node_port_paths"] if p["service"].endswith("istio-ingressgateway:http2")
+        p for p in mesh.report(node)["host"]["node_port_paths"] if p["service"].endswith("istio-ingressgateway:http2")
     ]
     assert paths and all(p["gateway_pods"] for p in paths), paths
     step = next(s for s in paths[0]["steps"] if s["chain"] == "KUBE-NODEPORTS")
     rule = step["rule"]
 
     def packets():
-        dump = mesh.lab.node_exec("w1", "iptables-save", "-c", "-t", "nat").stdout
+        dump = mesh.lab.node_exec(node, "iptables-save", "-c", "-t", "nat").stdout
         line = next(line for line in dump.splitlines() if line.endswith(rule))
         return int(re.match(r"\[(\d+):", line).group(1))
 
     before = packets()
     for _request in range(5):
-        status, _body = gateway_request(mesh, node="w1")
+        status, _body = gateway_request(mesh, node=node)
         assert status == 200
     assert packets() >= before + 5
 

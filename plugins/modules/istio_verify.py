@@ -120,6 +120,8 @@ options:
         description:
           - Namespaces whose pods must all have sidecars.
           - Pods labelled or annotated C(sidecar.istio.io/inject=false) are skipped.
+          - Finished pods (C(Succeeded), C(Failed)) and pods being deleted (terminating, for example the old
+            pods of a restart) are skipped.
         type: list
         elements: str
         default: []

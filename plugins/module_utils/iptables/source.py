@@ -48,6 +48,13 @@ def namespace_path(netns=None, pid=None):
     _refuse_empty(netns=netns)
     if netns and pid is not None:
         raise SourceError("give either netns or pid, not both")
+    if netns in (".", ".."):
+        # /run/netns/. is the directory itself (or missing where no namespace was ever named):
+        # never a name `ip netns` gives, whatever this host has.
+        raise SourceError(
+            f"network namespace {netns!r}: not a network namespace: give a name from `ip netns list` "
+            "or a path such as /proc/PID/ns/net"
+        )
     if netns:
         path = netns if "/" in netns else os.path.join("/run/netns", netns)
         _check_path(

@@ -121,8 +121,12 @@ def _containers(lab):
 
 def down(lab):
     names = _containers(lab)
-    if names:
-        _podman("rm", "-f", "-t", "2", *names)
+    # podman rm -f loses a race with a node that stops by itself within the stop timeout
+    # ("container state improper: stopped"); a second rm removes the now stopped container.
+    if names and _podman("rm", "-f", "-t", "2", *names, check=False).returncode != 0:
+        left = _containers(lab)
+        if left:
+            _podman("rm", "-f", *left)
     volumes = _podman("volume", "ls", "--filter", f"label={lab.label}", "--format", "{{.Name}}").stdout.split()
     if volumes:
         _podman("volume", "rm", "-f", *volumes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tarfile
 import types
 from pathlib import Path
@@ -136,3 +137,23 @@ def test_role_archives_are_staged_where_the_nodes_mount_the_image_cache(tmp_path
     assert all(set(a) <= set(entry) for a in archives)
     with pytest.raises(ValueError):  # an archive outside the image cache is not in the nodes
         stack.role_archives([types.SimpleNamespace(archive=tmp_path.parent / "elsewhere.tar")], images_root=tmp_path)
+
+
+def test_down_removes_a_node_that_stopped_during_podmans_own_stop(monkeypatch):
+    """podman's answer is replayed here (a stand-in: the race, a container exiting by itself
+    within rm's stop timeout, cannot be caused on purpose with the real podman)."""
+    calls = []
+    listed = [["lab-cp1", "lab-w1"], ["lab-w1"]]
+
+    def podman(*args, check=True):
+        calls.append(args)
+        if args[0] == "ps":
+            return subprocess.CompletedProcess(args, 0, " ".join(listed.pop(0)), "")
+        if args[0] == "rm" and "-t" in args:
+            return subprocess.CompletedProcess(args, 125, "", "container state improper: stopped")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(containers, "_podman", podman)
+    monkeypatch.setattr(containers, "_exists", lambda kind, name: False)
+    assert containers.down(containers.Lab("meshops-test")) == ["lab-cp1", "lab-w1"]
+    assert ("rm", "-f", "lab-w1") in calls

@@ -57,6 +57,7 @@ def run(*args, stdin=None):
     start = time.monotonic()
     result = subprocess.run(args, cwd=REPO, env=env(), input=stdin, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
+    print(f"[{seconds:6.1f} s] {' '.join(args)[:120]}", file=sys.stderr, flush=True)
     if result.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
     return seconds, result.stdout
@@ -183,7 +184,7 @@ def main():
         control_plane = control_plane_figures()
     finally:
         if not args.keep:
-            run(python, "-m", "lab.stack", "down", "--lab", LAB)
+            take_down(python)
     print(f"lab up with the samples' images (real nodes): {up:.1f} s")
     print(f"site.yml first run:  {first:.1f} s (changed={first_changed})")
     print(f"site.yml second run: {second:.1f} s (changed={second_changed})")
@@ -197,6 +198,15 @@ def main():
     print(f"  role first / istioctl first: {control_plane[names[2]] / control_plane[names[0]]:.2f} (goal <= 1.2)")
     print(f"  role again / istioctl again: {control_plane[names[3]] / control_plane[names[1]]:.2f} (goal <= 1.0)")
     print_usage(usage, 30.0)
+
+
+def take_down(python):
+    """The lab down at the end; a failure here is reported without hiding the measurement's own."""
+    done = subprocess.run(
+        [python, "-m", "lab.stack", "down", "--lab", LAB], cwd=REPO, env=env(), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        print(f"taking {LAB} down failed ({done.returncode}): {done.stderr[-2000:]}", file=sys.stderr)
 
 
 def print_usage(usage, seconds):

@@ -33,6 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lab import stack
 from lab.nodes.containers import podman_cmd
 
 LAB = "meshops-mesh"
@@ -83,10 +84,12 @@ def istio_operator():
 
 
 def wait_available():
-    in_cp1(
+    """From the host, with the lab's kubeconfig (the node containers have no kubectl)."""
+    kubeconfig = yaml.safe_load((stack.lab_home(LAB) / "vars.yml").read_text())["lab_kubeconfig"]
+    run(
         "kubectl",
         "--kubeconfig",
-        KUBECONFIG_IN_CP1,
+        kubeconfig,
         "-n",
         "istio-system",
         "wait",

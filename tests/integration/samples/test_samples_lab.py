@@ -8,6 +8,8 @@ removal runs four times: check mode (changed), apply (changed), check mode (unch
 to the namespace survives it.
 """
 
+import os
+
 import pytest
 import yaml
 
@@ -126,9 +128,19 @@ def test_bookinfo_from_the_release_samples(mesh, namespace, lab_cluster):
     assert names(mesh, "gateways.networking.istio.io", namespace) == ["bookinfo-gateway"]
     assert names(mesh, "virtualservices.networking.istio.io", namespace) == ["bookinfo"]
 
-    assert_four_way(four_way(mesh, dict(present, istio_samples_state="absent")))
+    # as playbooks/uninstall.yml runs it, without the istioctl role's fact: the manifests come
+    # from the release the given istioctl belongs to (<release>/bin/istioctl, <release>/samples)
+    absent = dict(present, istio_samples_state="absent", istio_samples_dir="")
+    release = os.path.dirname(samples_dir_of(lab_cluster))
+    absent["istio_samples_istioctl_path"] = os.path.join(release, "bin", "istioctl")
+    assert_four_way(four_way(mesh, absent))
     assert names(mesh, "deployment", namespace) == []
     assert names(mesh, "serviceaccount", namespace) == ["default"]
+
+    # an istioctl outside a release: the error names istio_samples_dir
+    stats, tasks = mesh.ansible.playbook(PLAYBOOK, dict(absent, istio_samples_istioctl_path="/bin/true"))
+    assert stats.get("failures"), tasks
+    assert "bookinfo needs istio_samples_dir" in "".join(failure_messages(tasks))
 
 
 def test_auto_injection_labels_the_namespace(mesh, namespace):

@@ -186,9 +186,12 @@ MOLECULE_LANES="${MESHOPS_MOLECULE_LANES:-2}"
 
 tier_molecule() {
   local scenario scenarios=() logs
+  # site (the longest: a lab of real nodes, the whole tutorial) starts first, so that the other
+  # scenarios run beside it rather than after it.
+  [[ -f molecule/site/molecule.yml ]] && scenarios+=(site)
   for scenario in molecule/*/; do
     scenario="$(basename "$scenario")"
-    [[ -f "molecule/$scenario/molecule.yml" ]] && scenarios+=("$scenario")
+    [[ -f "molecule/$scenario/molecule.yml" && "$scenario" != site ]] && scenarios+=("$scenario")
   done
   logs="$(mktemp -d)"
   for scenario in "${scenarios[@]}"; do

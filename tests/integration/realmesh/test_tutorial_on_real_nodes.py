@@ -334,6 +334,12 @@ def test_labelled_namespace_pods_restarted_get_sidecars_and_istio_init_rules(mes
         for pod in found.values():
             assert pod["role"] == "sidecar" and pod["worst_severity"] != "error", pod["findings"]
             assert pod["capture"], pod["name"]
+            # the probe's connection from the node took the inbound path the tracer predicted
+            # from the rules the real istio-init wrote: those nat rules' counters moved
+            probe = pod["probe"]
+            assert probe["status"] == "ok" and probe["agrees"] and probe["predicted"], probe
+            moved = {(m["table"], m["chain"]) for m in probe["moved"]}
+            assert ("nat", "ISTIO_IN_REDIRECT") in moved, probe
     finally:
         mesh.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 

@@ -343,8 +343,8 @@ class K8sClient:
             **kwargs,
         ).to_dict()
 
-    def apply(self, definition, dry_run=False):
-        """Server-side apply of one object (field manager meshops-istio); returns the result."""
+    def apply(self, definition, dry_run=False, field_manager=FIELD_MANAGER):
+        """Server-side apply of one object, conflicts forced; returns the stored object."""
         api_version, kind = definition["apiVersion"], definition["kind"]
         metadata = definition.get("metadata") or {}
         resource = self.resource(api_version, kind)
@@ -357,14 +357,21 @@ class K8sClient:
             body=definition,
             name=metadata.get("name"),
             namespace=namespace,
-            field_manager=FIELD_MANAGER,
+            field_manager=field_manager,
             force_conflicts=True,
             **kwargs,
         ).to_dict()
 
-    def delete(self, api_version, kind, name, namespace=None):
+    def delete(self, api_version, kind, name, namespace=None, propagation_policy=None):
         resource = self.resource(api_version, kind)
-        return self._call(_describe(kind, name, namespace), resource.delete, name=name, namespace=namespace)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation_policy}
+        return self._call(
+            _describe(kind, name, namespace),
+            resource.delete,
+            name=name,
+            namespace=namespace,
+            **({"body": body} if propagation_policy else {}),
+        )
 
     def version(self):
         try:

@@ -1,11 +1,12 @@
 # Copyright: meshops.istio developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Plain-Python helpers for the ``istio_control_plane`` role: split the output of
+"""Plain-Python helpers for installing Istio from its manifests: split the output of
 ``istioctl manifest generate`` into objects, order them for server-side apply (CRDs first) and
 for removal (the reverse, CRDs only on purge), read ``istioctl profile list`` and say which
 Deployments are not Available yet.
 
-No Ansible imports: the filter plugins call these, and the unit tests import them directly.
+No Ansible imports: ``mesh.install`` (the ``istio_install`` module) and the filter plugins call
+these, and the unit tests import them directly.
 """
 
 from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
@@ -206,7 +207,9 @@ def _condition(obj, ctype):
 
 def deployments_not_available(deployments, wanted=None):
     """Human-readable reasons, one per Deployment that is not Available with all replicas
-    updated and ready; ``wanted`` (``namespace/name`` strings) also reports missing ones."""
+    updated and ready, and no replica of an older version left (as ``kubectl rollout status``
+    decides: while a new pod cannot start, the old one keeps the Deployment Available and its
+    ready count full); ``wanted`` (``namespace/name`` strings) also reports missing ones."""
     problems = []
     found = set()
     for dep in deployments:
@@ -226,6 +229,14 @@ def deployments_not_available(deployments, wanted=None):
             problems.append(f"{name}: not Available ({ready}/{desired} ready; {reason})")
         elif observed < generation or updated < desired or ready < desired:
             problems.append(f"{name}: rollout in progress ({updated}/{desired} updated, {ready}/{desired} ready)")
+        elif (status.get("replicas", 0) or 0) > updated:
+            old = (status.get("replicas", 0) or 0) - updated
+            problems.append(
+                f"{name}: rollout in progress ({updated}/{desired} updated, {old} old replica(s) still there)"
+            )
+        elif (status.get("availableReplicas", updated) or 0) < updated:
+            available_count = status.get("availableReplicas", 0) or 0
+            problems.append(f"{name}: rollout in progress ({available_count}/{updated} updated replicas available)")
     for name in wanted or []:
         if name not in found:
             problems.append(f"{name}: not found")
@@ -267,13 +278,13 @@ def apply_drift(registered):
             drift.append({"object": name, "before": {}, "after": {}})
             continue
         diff = res.get("diff") or {}
-        before, after = _readable(diff.get("before")), _readable(diff.get("after"))
+        before, after = readable(diff.get("before")), readable(diff.get("after"))
         if before or after:
             drift.append({"object": name, "before": before, "after": after})
     return drift
 
 
-def _readable(side):
+def readable(side):
     """A diff side without the API server's bookkeeping (managedFields, resourceVersion,
     generation, status)."""
     if not isinstance(side, dict):

@@ -1,11 +1,11 @@
-"""request_timeout through both cluster-facing modules' main(): zero, negative and non-finite
+"""request_timeout through the cluster-facing modules' main(): zero, negative and non-finite
 values are refused naming the option before any connection (zero was taken for the default of
 30 s by istio_sidecar_injection, negative and infinite ones crashed both modules)."""
 
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.k8s import client
-from ansible_collections.meshops.istio.plugins.modules import istio_sidecar_injection, istio_verify
+from ansible_collections.meshops.istio.plugins.modules import istio_install, istio_sidecar_injection, istio_verify
 from tests.support.loopback_api import SilentServer
 
 from .module_runner import run_module
@@ -16,6 +16,8 @@ MODULES = {
         {"checks": ["control_plane"], "control_plane": {"compare_istioctl_version": False}},
     ),
     "istio_sidecar_injection": (istio_sidecar_injection.main, {"mode": "namespace", "namespaces": ["jiuxi"]}),
+    # The API is read before istioctl runs: no istioctl is needed to reach it.
+    "istio_install": (istio_install.main, {"istioctl": "/nonexistent/istioctl"}),
 }
 
 

@@ -1,4 +1,4 @@
-"""Both cluster-facing modules through main(): kubeconfig content given as one line of text
+"""The cluster-facing modules through main(): kubeconfig content given as one line of text
 (JSON, YAML flow style) and passwords inside URLs never reach what the module prints, and the
 module says what to give instead."""
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.meshops.istio.plugins.module_utils.k8s import client
-from ansible_collections.meshops.istio.plugins.modules import istio_sidecar_injection, istio_verify
+from ansible_collections.meshops.istio.plugins.modules import istio_install, istio_sidecar_injection, istio_verify
 from tests.support.loopback_api import UnauthorizedServer
 
 from .module_runner import run_module
@@ -18,6 +18,8 @@ MODULES = {
         {"checks": ["control_plane"], "control_plane": {"compare_istioctl_version": False}},
     ),
     "istio_sidecar_injection": (istio_sidecar_injection.main, {"mode": "namespace", "namespaces": ["jiuxi"]}),
+    # The API is read before istioctl runs: no istioctl is needed to reach it.
+    "istio_install": (istio_install.main, {"istioctl": "/nonexistent/istioctl"}),
 }
 TOKEN = "tok-one-line-0123456789"
 

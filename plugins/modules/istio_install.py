@@ -82,6 +82,16 @@ options:
     description: Server-side apply field manager, the owner of the fields written.
     type: str
     default: meshops-istio
+  manifest_cache_dir:
+    description:
+      - Directory (on the host the module runs on) where the output of C(istioctl manifest generate) is
+        kept for the next run with the same input - the same istioctl binary (path, inode, size,
+        modification time), profile, values, overlays, revision, istioctl configuration file and
+        C(ISTIOCTL_*) environment - which then does not run istioctl (RV(manifest_from_cache)). The
+        newest 8 entries are kept.
+      - An empty string runs istioctl every time.
+    type: str
+    default: ~/.cache/meshops-istio/istio-manifests
   wait:
     description: Wait until the profile's Deployments are Available (O(state=present)).
     type: bool
@@ -130,6 +140,10 @@ changes:
   type: list
   elements: dict
   sample: [{object: Deployment istio-system/istiod, action: update}]
+manifest_from_cache:
+  description: Whether the manifests came from O(manifest_cache_dir) instead of a run of istioctl.
+  returned: always
+  type: bool
 deployments:
   description: The profile's Deployments, as C(namespace/name).
   returned: always
@@ -162,6 +176,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import (
 )
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.module import k8s_module
 from ansible_collections.meshops.istio.plugins.module_utils.mesh.install import Installer, InstallError, generate
+from ansible_collections.meshops.istio.plugins.module_utils.mesh.manifest_cache import ManifestCache
 
 MODULE_OPTIONS = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -174,6 +189,7 @@ MODULE_OPTIONS = {
     "namespace": {"type": "str", "default": "istio-system"},
     "purge": {"type": "bool", "default": False},
     "field_manager": {"type": "str", "default": "meshops-istio"},
+    "manifest_cache_dir": {"type": "str", "default": "~/.cache/meshops-istio/istio-manifests"},
     "wait": {"type": "bool", "default": True},
     "crd_timeout": {"type": "int", "default": 120},
     "wait_timeout": {"type": "int", "default": 600},
@@ -208,6 +224,7 @@ def run(module):
         overlay_file=params["overlay_file"],
         revision=params["revision"],
         namespace=params["namespace"],
+        cache=ManifestCache(params["manifest_cache_dir"]) if params["manifest_cache_dir"] else None,
     )
     installer = Installer(client, plan, params["namespace"], params["field_manager"], module.check_mode)
     if params["state"] == "present":
@@ -217,6 +234,7 @@ def run(module):
     result = {
         "changed": bool(installer.changes),
         "counts": plan["counts"],
+        "manifest_from_cache": plan["from_cache"],
         "deployments": plan["deployments"],
         "changes": [{"object": c["object"], "action": c["action"]} for c in installer.changes],
     }

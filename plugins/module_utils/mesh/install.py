@@ -6,7 +6,8 @@ What the ``istio_install`` module does, step by step, the way ``istioctl install
 process, one connection to the API server, polling once a second) but by server-side apply, so
 that check mode is a server-side dry run and the diff shows the fields that drifted:
 
-1. ``generate``: run istioctl with the profile, ``--set`` values and overlays; split the output
+1. ``generate``: run istioctl with the profile, ``--set`` values and overlays (or take its
+   output of an earlier run with the same input from ``manifest_cache``); split the output
    into a plan (``manifest.plan_manifest``).
 2. ``Installer.present``: CRDs (waited for until Established when one changed), namespaces,
    every other object; then the Deployments until Available.
@@ -24,6 +25,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import K8sError, NotFoundError
@@ -37,9 +39,16 @@ from ansible_collections.meshops.istio.plugins.module_utils.mesh.manifest import
     plan_manifest,
     readable,
 )
+from ansible_collections.meshops.istio.plugins.module_utils.mesh.manifest_cache import cache_key
 from ansible_collections.meshops.istio.plugins.module_utils.mesh.pods import pod_problems
 
 CRD_API = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+# Applied after every other object, so that what their pods need (ServiceAccounts, ConfigMaps,
+# Services, webhooks) is there when the pods are created.
+WORKLOAD_KINDS = frozenset({"Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"})
+# Requests in flight at once: the API server handles applies in parallel, and one at a time
+# spends most of the run waiting for answers.
+PARALLEL_REQUESTS = 8
 
 
 class InstallError(MeshopsError):
@@ -71,11 +80,44 @@ def generate(
     overlay_file=None,
     revision=None,
     namespace="istio-system",
+    cache=None,
 ):
-    """Run istioctl and plan its manifest. ``overlay`` (an IstioOperator mapping) is written to a
-    private temporary file for istioctl (JSON is YAML) and removed afterwards."""
+    """The plan of the manifest istioctl generates, with ``from_cache`` set when ``cache`` (a
+    ``manifest_cache.ManifestCache``) had it from an earlier run with the same input."""
     if not (os.path.isfile(istioctl) and os.access(istioctl, os.X_OK)):
         raise InstallError("generate", f"istioctl not found or not executable at {istioctl}", rc=None, stderr="")
+    try:
+        generate_argv(istioctl, profile, values, [], revision)  # refuses structured values
+    except ManifestError as exc:
+        raise InstallError("generate", str(exc), rc=None, stderr="") from exc
+    key = None
+    text = None
+    if cache is not None:
+        inputs = {
+            "profile": profile,
+            "values": values or {},
+            "overlay": overlay or {},
+            "files": [overlay_file] if overlay_file else [],
+            "revision": revision or "",
+        }
+        key = cache_key(istioctl, inputs)
+        text = cache.get(key)
+    from_cache = text is not None
+    if text is None:
+        text = run_istioctl(run_command, istioctl, profile, values, overlay, overlay_file, revision)
+    try:
+        plan = plan_manifest(text, namespace)
+    except ManifestError as exc:
+        raise InstallError("generate", f"the output of istioctl manifest generate cannot be used: {exc}") from exc
+    if key is not None and not from_cache:
+        cache.put(key, text)
+    plan["from_cache"] = from_cache
+    return plan
+
+
+def run_istioctl(run_command, istioctl, profile, values, overlay, overlay_file, revision):
+    """``istioctl manifest generate``'s output. ``overlay`` (an IstioOperator mapping) is written
+    to a private temporary file for istioctl (JSON is YAML) and removed afterwards."""
     overlay_files = [overlay_file] if overlay_file else []
     temporary = None
     try:
@@ -84,11 +126,7 @@ def generate(
             with os.fdopen(descriptor, "w") as handle:
                 json.dump(overlay, handle)
             overlay_files.append(temporary)
-        try:
-            argv = generate_argv(istioctl, profile, values, overlay_files, revision)
-        except ManifestError as exc:
-            raise InstallError("generate", str(exc), rc=None, stderr="") from exc
-        rc, stdout, stderr = run_command(argv)
+        rc, stdout, stderr = run_command(generate_argv(istioctl, profile, values, overlay_files, revision))
     finally:
         if temporary:
             os.unlink(temporary)
@@ -99,10 +137,7 @@ def generate(
             rc=rc,
             stderr=stderr,
         )
-    try:
-        return plan_manifest(stdout, namespace)
-    except ManifestError as exc:
-        raise InstallError("generate", f"the output of istioctl manifest generate cannot be used: {exc}") from exc
+    return stdout
 
 
 def title(obj):
@@ -146,6 +181,7 @@ class Installer:
             "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", label_selector="app=istiod"
         )
         objects = keep_fail_closed(self.plan["objects"], live_validators)
+        applied = []
         for original, obj in zip(self.plan["objects"], objects):
             namespace = _namespace_of(obj)
             # A dry run cannot place an object in a namespace that does not exist yet, nor a
@@ -156,12 +192,25 @@ class Installer:
             ):
                 self.changes.append({"object": title(obj), "action": "create", "before": {}, "after": readable(obj)})
             else:
-                self._apply(obj)
+                applied.append(obj)
+        self._apply_all([obj for obj in applied if obj["kind"] not in WORKLOAD_KINDS])
+        self._apply_all([obj for obj in applied if obj["kind"] in WORKLOAD_KINDS])
         if wait and not self.check_mode and self.plan["deployments"]:
             self._wait_available(wait_timeout)
 
     def _apply_all(self, objects):
-        return [change for change in (self._apply(obj) for obj in objects) if change]
+        """Apply ``objects`` in parallel; their changes are recorded in the objects' order."""
+        # Resolve each kind once first: the client's discovery cache is not shared safely by
+        # threads that miss it at the same time (a CRD applied a moment ago).
+        for api_version, kind in dict.fromkeys((obj["apiVersion"], obj["kind"]) for obj in objects):
+            try:
+                self.client.resource(api_version, kind)
+            except K8sError as exc:
+                raise InstallError("apply", f"applying {kind} ({api_version}) failed: {exc}") from exc
+        with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
+            changes = [change for change in pool.map(self._apply, objects) if change]
+        self.changes.extend(changes)
+        return changes
 
     def _apply(self, obj):
         meta = obj.get("metadata") or {}
@@ -173,14 +222,12 @@ class Installer:
             raise InstallError("apply", f"applying {title(obj)} failed: {exc}") from exc
         if before is not None and readable(before) == readable(after):
             return None
-        change = {
+        return {
             "object": title(obj),
             "action": "create" if before is None else "update",
             "before": readable(before) if before is not None else {},
             "after": readable(after),
         }
-        self.changes.append(change)
-        return change
 
     def _list(self, api_version, kind, namespace=None, label_selector=None):
         try:

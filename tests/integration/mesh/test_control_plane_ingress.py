@@ -82,6 +82,8 @@ class Mesh:
             # kwok marks pods Ready quickly; keep failures quick too.
             "istio_control_plane_wait_timeout": 240,
             "istio_ingress_wait_timeout": 120,
+            # istioctl's manifests are kept here, not in the home directory of the test's user.
+            "istio_control_plane_manifest_cache_dir": os.path.join(self.workdir, "istio-manifests"),
         }
         controller.update(overrides)
         inventory = {"all": {"children": {"istio_controller": {"hosts": {"localhost": controller}}}}}
@@ -283,6 +285,8 @@ def test_ingress_without_control_plane_says_what_to_do(mesh):
 
 def test_profile_install_four_way(mesh):
     mesh.four_way("control_plane")
+    # istioctl ran once, for the first of the four runs; the other three read its manifests.
+    assert len(os.listdir(os.path.join(mesh.workdir, "istio-manifests"))) == 1
     wanted = [o for o in mesh.manifest_objects() if o["kind"] == "Deployment"]
     assert wanted, "the demo profile has Deployments"
     for dep in wanted:

@@ -48,6 +48,7 @@ from ansible_collections.meshops.istio.plugins.module_utils.k8s.args import (
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.secrets import is_kubeconfig_text
 
 FIELD_MANAGER = "meshops-istio"
+CONNECTIONS = 8
 
 # Environment fallbacks, as kubernetes.core reads them (K8S_AUTH_<OPTION>, or the client's name).
 _ENV = {
@@ -197,6 +198,9 @@ def _configuration(auth):
     # One attempt per request: a server that accepts and never answers fails after one timeout,
     # not after urllib3's default three retries of it.
     configuration.retries = urllib3.util.Retry(total=1, read=0, redirect=0)
+    # The library sizes its pool by the CPUs (5 per CPU); mesh.install sends eight requests at
+    # a time, and a smaller pool would open and drop connections with a warning on each.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, CONNECTIONS)
     return configuration
 
 

@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
-from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import K8sError, NotFoundError
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import CONNECTIONS, K8sError, NotFoundError
 from ansible_collections.meshops.istio.plugins.module_utils.mesh.manifest import (
     ManifestError,
     crds_not_established,
@@ -46,9 +46,9 @@ CRD_API = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 # Applied after every other object, so that what their pods need (ServiceAccounts, ConfigMaps,
 # Services, webhooks) is there when the pods are created.
 WORKLOAD_KINDS = frozenset({"Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"})
-# Requests in flight at once: the API server handles applies in parallel, and one at a time
-# spends most of the run waiting for answers.
-PARALLEL_REQUESTS = 8
+# Requests in flight at once (the client keeps as many connections): the API server handles
+# applies in parallel, and one at a time spends most of the run waiting for answers.
+PARALLEL_REQUESTS = CONNECTIONS
 
 
 class InstallError(MeshopsError):

@@ -81,7 +81,8 @@ def test_the_inline_overlay_is_given_to_istioctl_as_a_file_and_removed_afterward
 
     with pytest.raises(install.InstallError) as caught:
         install.generate(run_command, str(binary), "demo", overlay={"kind": "IstioOperator", "spec": {}})
-    ((path, text),) = seen.items()
+    assert len(seen) == 1
+    path, text = next(iter(seen.items()))
     assert '"kind": "IstioOperator"' in text
     assert not os.path.exists(path)
     assert caught.value.stage == "generate"

@@ -5,7 +5,7 @@ module_utils raise a subclass of ``MeshopsError`` whose message names the option
 the fix; a module wraps its work in ``run_module`` so that
 
 * a ``MeshopsError`` becomes ``fail_json(msg=<that message>)`` (the traceback of its cause, if
-  any, goes to ``exception``, shown at -vvv);
+  any, goes to ``exception``, shown at -vvv), with the error's ``result`` fields beside it;
 * anything else is a bug of the collection and says so in the message, with the traceback in
   ``exception``, never as the message.
 
@@ -16,7 +16,8 @@ import traceback
 
 
 class MeshopsError(Exception):
-    """An error the user can fix; the message says what is wrong and what to do."""
+    """An error the user can fix; the message says what is wrong and what to do. A subclass may
+    set ``result``: fields the failed module returns beside ``msg`` (what a playbook may act on)."""
 
 
 def bug_message(module_name, exc):
@@ -31,7 +32,7 @@ def run_module(module, work, module_name):
     try:
         result = work()
     except MeshopsError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+        module.fail_json(msg=str(exc), exception=traceback.format_exc(), **(getattr(exc, "result", None) or {}))
     except Exception as exc:  # every other exception is a bug: say so, keep the traceback out of msg
         module.fail_json(msg=bug_message(module_name, exc), exception=traceback.format_exc())
     return result

@@ -163,11 +163,9 @@ stderr:
   type: str
 """
 
-import traceback
-
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.meshops.istio.plugins.module_utils.errors import bug_message
+from ansible_collections.meshops.istio.plugins.module_utils.errors import run_module
 from ansible_collections.meshops.istio.plugins.module_utils.k8s.client import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -258,13 +256,7 @@ def main():
     for name in ("crd_timeout", "wait_timeout"):
         if module.params[name] <= 0:
             module.fail_json(msg=f"{name} is {module.params[name]}: give the seconds to wait, e.g. 600", stage="input")
-    try:
-        result = run(module)
-    except InstallError as exc:
-        module.fail_json(msg=str(exc), stage=exc.stage, exception=traceback.format_exc(), **exc.details)
-    except Exception as exc:  # every other exception is a bug: say so, keep the traceback out of msg
-        module.fail_json(msg=bug_message("istio_install", exc), exception=traceback.format_exc())
-    module.exit_json(**result)
+    module.exit_json(**run_module(module, lambda: run(module), "istio_install"))
 
 
 if __name__ == "__main__":

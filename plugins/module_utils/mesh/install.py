@@ -52,12 +52,13 @@ PARALLEL_REQUESTS = CONNECTIONS
 
 
 class InstallError(MeshopsError):
-    """A step failed; ``stage`` says which, ``details`` go into the module's result."""
+    """A step failed; ``stage`` says which, and goes into the module's result with ``details``."""
 
     def __init__(self, stage, message, **details):
         super().__init__(message)
         self.stage = stage
         self.details = details
+        self.result = dict(details, stage=stage)
 
 
 def generate_argv(istioctl, profile, values, overlay_files, revision):
@@ -267,18 +268,19 @@ class Installer:
                 not_established=missing,
             )
 
-    def _deployments(self):
-        found = []
-        for namespace in sorted({name.split("/", 1)[0] for name in self.plan["deployments"]}):
-            found += self._list("apps/v1", "Deployment", namespace=namespace)
-        return found
-
     def _wait_available(self, timeout):
         wanted = self.plan["deployments"]
-        problems = self._poll(timeout, 1.0, lambda: deployments_not_available(self._deployments(), wanted))
+        namespaces = sorted({name.split("/", 1)[0] for name in wanted})
+
+        def deployments():
+            found = []
+            for namespace in namespaces:
+                found += self._list("apps/v1", "Deployment", namespace=namespace)
+            return found
+
+        problems = self._poll(timeout, 1.0, lambda: deployments_not_available(deployments(), wanted))
         if not problems:
             return
-        namespaces = sorted({name.split("/", 1)[0] for name in wanted})
         pods = []
         for namespace in namespaces:
             pods += self._list("v1", "Pod", namespace=namespace)

@@ -10,6 +10,8 @@ description:
   - The task fails when a check fails, with the list of what failed and why in RV(failures).
   - V(control_plane) - every Deployment in O(istio_namespace) is Available with all replicas ready,
     the O(control_plane.deployments) exist, and istiod runs the same major.minor version as istioctl.
+    A rollout still under way (old pods serving while new ones start) is a warning; one past its
+    progress deadline (the new pods do not start) is a failure.
   - V(sidecars) - every pod in O(sidecars.namespaces) has an C(istio-proxy) container (or native
     sidecar), an C(istio-init) or C(istio-validation) init container, and READY n/n.
   - V(http) - a URL answers with an expected status and a body matching a pattern. The default URL
@@ -367,7 +369,9 @@ report:
   type: dict
   contains:
     control_plane:
-      description: Per-Deployment replicas/ready/available/version, C(istiod_version), C(istioctl_version).
+      description:
+        - Per-Deployment replicas/ready/available/version and C(rollout_pending) (what of a rollout is not
+          done yet, or null), C(istiod_version), C(istioctl_version).
       returned: when the check ran
       type: dict
     sidecars:

@@ -10,6 +10,11 @@ these, and the unit tests import them directly.
 """
 
 from ansible_collections.meshops.istio.plugins.module_utils.errors import MeshopsError
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.rollout import (
+    condition,
+    is_available,
+    rollout_pending,
+)
 
 try:
     import yaml
@@ -198,13 +203,6 @@ def parse_profile_list(text):
     return names
 
 
-def _condition(obj, ctype):
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return cond
-    return None
-
-
 def deployments_not_available(deployments, wanted=None):
     """Human-readable reasons, one per Deployment that is not Available with all replicas
     updated and ready, and no replica of an older version left (as ``kubectl rollout status``
@@ -217,26 +215,16 @@ def deployments_not_available(deployments, wanted=None):
         found.add(name)
         if wanted is not None and name not in wanted:
             continue
-        status = dep.get("status") or {}
-        desired = (dep.get("spec") or {}).get("replicas", 1)
-        ready = status.get("readyReplicas", 0) or 0
-        updated = status.get("updatedReplicas", 0) or 0
-        available = _condition(dep, "Available")
-        observed = status.get("observedGeneration", 0) or 0
-        generation = (dep.get("metadata") or {}).get("generation", 0) or 0
-        if available is None or available.get("status") != "True":
-            reason = (available or {}).get("message") or "no Available condition yet"
+        if not is_available(dep):
+            status = dep.get("status") or {}
+            desired = (dep.get("spec") or {}).get("replicas", 1)
+            ready = status.get("readyReplicas", 0) or 0
+            reason = (condition(dep, "Available") or {}).get("message") or "no Available condition yet"
             problems.append(f"{name}: not Available ({ready}/{desired} ready; {reason})")
-        elif observed < generation or updated < desired or ready < desired:
-            problems.append(f"{name}: rollout in progress ({updated}/{desired} updated, {ready}/{desired} ready)")
-        elif (status.get("replicas", 0) or 0) > updated:
-            old = (status.get("replicas", 0) or 0) - updated
-            problems.append(
-                f"{name}: rollout in progress ({updated}/{desired} updated, {old} old replica(s) still there)"
-            )
-        elif (status.get("availableReplicas", updated) or 0) < updated:
-            available_count = status.get("availableReplicas", 0) or 0
-            problems.append(f"{name}: rollout in progress ({available_count}/{updated} updated replicas available)")
+            continue
+        pending = rollout_pending(dep)
+        if pending:
+            problems.append(f"{name}: rollout in progress ({pending})")
     for name in wanted or []:
         if name not in found:
             problems.append(f"{name}: not found")
@@ -249,7 +237,7 @@ def crds_not_established(crds, wanted):
     established = {
         (crd.get("metadata") or {}).get("name")
         for crd in crds
-        if (_condition(crd, "Established") or {}).get("status") == "True"
+        if (condition(crd, "Established") or {}).get("status") == "True"
     }
     return sorted(name for name in wanted if name not in established)
 

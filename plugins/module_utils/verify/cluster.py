@@ -7,6 +7,12 @@ unit-tested on recorded objects and exercised against the lab cluster by the int
 
 import re
 
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.rollout import (
+    condition,
+    is_available,
+    progress_deadline_exceeded,
+    rollout_pending,
+)
 from ansible_collections.meshops.istio.plugins.module_utils.verify.traffic import VerifyNotFound
 
 PROXY_CONTAINER = "istio-proxy"
@@ -20,13 +26,6 @@ def _result(name, **fields):
     result = {"name": name, "passed": False, "failures": [], "warnings": []}
     result.update(fields)
     return result
-
-
-def _condition(obj, kind):
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return condition
-    return None
 
 
 def major_minor(version):
@@ -54,8 +53,9 @@ def deployment_version(deployment):
 
 
 def check_control_plane(deployments, namespace, required, istioctl_version=None, revision_deployment="istiod"):
-    """Every Deployment in the Istio namespace Available with all replicas ready; the required
-    ones present; istiod's version (major.minor) equal to istioctl's.
+    """Every Deployment in the Istio namespace Available with all replicas ready and its rollout
+    not stuck (one still under way is a warning); the required ones present; istiod's version
+    (major.minor) equal to istioctl's.
 
     ``deployments``: Deployment dicts from ``namespace``; ``required``: names that must exist.
     """
@@ -70,21 +70,35 @@ def check_control_plane(deployments, namespace, required, istioctl_version=None,
         spec_replicas = (deployment.get("spec") or {}).get("replicas", 1)
         status = deployment.get("status") or {}
         ready = status.get("readyReplicas") or 0
-        available = _condition(deployment, "Available")
-        is_available = bool(available and available.get("status") == "True")
+        available = is_available(deployment)
+        pending = rollout_pending(deployment) if spec_replicas else None
         states[name] = {
             "replicas": spec_replicas,
             "ready_replicas": ready,
-            "available": is_available,
+            "available": available,
+            "rollout_pending": pending,
             "version": deployment_version(deployment),
         }
         if spec_replicas == 0:
             failures.append(f"Deployment {namespace}/{name} is scaled to 0 replicas")
-        elif not is_available:
-            reason = (available or {}).get("message") or "no Available condition yet"
+        elif not available:
+            reason = (condition(deployment, "Available") or {}).get("message") or "no Available condition yet"
             failures.append(f"Deployment {namespace}/{name} is not Available ({reason})")
         elif ready < spec_replicas:
             failures.append(f"Deployment {namespace}/{name} has {ready}/{spec_replicas} replicas ready")
+        elif pending:
+            # The old pods still serve, so a rollout under way is only a warning; one the
+            # Deployment controller has given up on means the current spec will not run.
+            stuck = progress_deadline_exceeded(deployment)
+            if stuck:
+                failures.append(
+                    f"Deployment {namespace}/{name}: rollout stuck ({pending}; {stuck}); the old pods "
+                    f"still serve (kubectl -n {namespace} rollout status deployment/{name})"
+                )
+            else:
+                warnings.append(
+                    f"Deployment {namespace}/{name}: rollout in progress ({pending}); the old pods serve until it ends"
+                )
     if not by_name:
         failures.append(f"no Deployment in namespace {namespace}: is the Istio control plane installed there?")
     control_plane_version = states.get(revision_deployment, {}).get("version")

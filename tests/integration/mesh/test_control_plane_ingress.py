@@ -13,10 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
+from ansible_collections.meshops.istio.plugins.module_utils.k8s.rollout import condition
 from ansible_collections.meshops.istio.plugins.module_utils.mesh import manifest
 
 pytestmark = pytest.mark.lab
@@ -128,6 +130,18 @@ class Mesh:
                         diffs.append((task["task"]["name"], item["diff"]))
         stats = out["stats"].get("localhost", {})
         return proc.returncode, stats.get("changed", 0), failures, facts, diffs
+
+    def verify_control_plane(self):
+        """The istio_verify ``control_plane`` check's result, run as an ad-hoc module."""
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", K8S_AUTH_KUBECONFIG="/nonexistent")
+        args = {"checks": ["control_plane"], "kubeconfig": self.kubeconfig, "istioctl_path": self.istioctl}
+        cmd = ["ansible", "istio_controller", "-i", self.inventory, "-m", "meshops.istio.istio_verify"]
+        proc = subprocess.run(
+            [*cmd, "-a", json.dumps(args)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        return result["report"]["control_plane"]
 
     def four_way(self, playbook, **extra_vars):
         seen = []
@@ -311,6 +325,26 @@ def test_a_control_plane_that_cannot_start_fails_the_wait_with_the_pods_reasons(
     msg = " ".join(failures)
     assert "not ready after 15 s (istio_control_plane_wait_timeout)" in msg, msg
     assert "istio-system/istiod" in msg and "not scheduled" in msg, msg
+    # The old istiod still serves: istio_verify warns that the rollout is under way...
+    result = mesh.verify_control_plane()
+    assert result["passed"] is True, result
+    assert any("istio-system/istiod: rollout in progress" in w for w in result["warnings"]), result
+    assert result["deployments"]["istiod"]["rollout_pending"], result
+    # ...and fails once the Deployment controller gives up on it (its progress deadline passed).
+    mesh.kubectl("-n", NAMESPACE, "patch", "deployment", "istiod", "-p", '{"spec":{"progressDeadlineSeconds":1}}')
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            progressing = condition(mesh.get("deployment", "-n", NAMESPACE, "istiod"), "Progressing") or {}
+            if progressing.get("reason") == "ProgressDeadlineExceeded":
+                break
+            time.sleep(1)
+        result = mesh.verify_control_plane()
+        assert result["passed"] is False, result
+        assert any("istio-system/istiod: rollout stuck" in f for f in result["failures"]), result
+    finally:
+        # 600 s is the API's default, which the profile's manifest leaves in place.
+        mesh.kubectl("-n", NAMESPACE, "patch", "deployment", "istiod", "-p", '{"spec":{"progressDeadlineSeconds":600}}')
     # The profile as it was: the next run puts it back and waits until it is Available again.
     rc, changed, failures, _f, _d = mesh.play("control_plane")
     assert rc == 0 and changed > 0, failures

@@ -17,6 +17,7 @@ def test_control_plane(case):
         case["deployments"], "istio-system", case["required"], case["istioctl_version"]
     )
     assert result["failures"] == case["failures"]
+    assert result["warnings"] == case.get("warnings", [])
     assert result["passed"] is (not case["failures"])
 
 
@@ -25,7 +26,13 @@ def test_control_plane_version_unknown_is_a_warning_not_a_failure():
         {
             "metadata": {"name": "istiod"},
             "spec": {"replicas": 1},
-            "status": {"readyReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]},
+            "status": {
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "readyReplicas": 1,
+                "availableReplicas": 1,
+                "conditions": [{"type": "Available", "status": "True"}],
+            },
         }
     ]
     result = cluster.check_control_plane(deployments, "istio-system", ["istiod"], "unknown")

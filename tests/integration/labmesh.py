@@ -117,20 +117,30 @@ def demo_control_plane(kubectl, istioctl):
         yield
     finally:
         if installed_here:
-            # Wait for every object (CRDs included) to be gone, so later test modules find the
-            # cluster as it was before this one.
-            kubectl(
-                "delete",
-                "--ignore-not-found",
-                "--wait=true",
-                "--timeout=180s",
-                "-f",
-                "-",
-                input_text=manifest,
-                check=False,
-            )
-            kubectl("delete", "namespace", ISTIO_NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
-            _wait(lambda: not kubectl.exists("get", "namespace", ISTIO_NAMESPACE), "istio-system to be deleted")
+            _remove(kubectl, manifest)
+
+
+def _remove(kubectl, manifest, timeout=600.0):
+    """Delete the manifest's objects and the namespace, and wait until they are gone, so that
+    later test modules find the cluster as it was before this one. The wait names what is left
+    (a CRD's Terminating message says which of its resources hold it)."""
+    kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input_text=manifest, check=False)
+    kubectl("delete", "namespace", ISTIO_NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
+    left = []
+
+    def gone():
+        listed = kubectl("get", "--ignore-not-found", "-o", "name", "-f", "-", input_text=manifest, check=False)
+        failed = [f"(kubectl get failed: {listed.stderr.strip()})"]
+        left[:] = listed.stdout.split() if listed.returncode == 0 else failed
+        if kubectl.exists("get", "namespace", ISTIO_NAMESPACE):
+            left.append(f"namespace/{ISTIO_NAMESPACE}")
+        return not left
+
+    try:
+        _wait(gone, "the demo profile's objects to be deleted", timeout=timeout, interval=2.0)
+    except AssertionError as exc:
+        details = [kubectl("get", name, "-o", "jsonpath={.status.conditions}", check=False).stdout for name in left[:5]]
+        raise AssertionError(f"{exc}; still there: {left}; conditions: {details}") from None
 
 
 class Ansible:

@@ -41,7 +41,7 @@ from lab.nodes.containers import LabNodesError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB_INVENTORY = REPO_ROOT / "inventories" / "lab" / "hosts.yml"
 COREDNS = Path(__file__).resolve().parent / "nodes" / "addons" / "coredns.yaml"
-NODE_BUILDS = ["kube", "etcd", "kubenode", "containerd", "coredns"]
+NODE_BUILDS = ["kube", "etcd", "kubenode", "containerd", "cri-tools", "coredns"]
 STACK_FILE = "stack.json"
 
 
@@ -137,7 +137,7 @@ def role_archives(built_images, images_root=None):
     return [{"node_path": f"{lab_nodes.IMAGES_MOUNT}/{i.archive.relative_to(root).as_posix()}"} for i in built_images]
 
 
-def _write_vars(name, kubeconfig, nodes_kind, role_images=(), ctr=None):
+def _write_vars(name, kubeconfig, nodes_kind, role_images=()):
     bundle = make_bundle()
     variables = {
         "istioctl_version": bundle.version,
@@ -147,7 +147,6 @@ def _write_vars(name, kubeconfig, nodes_kind, role_images=(), ctr=None):
         "lab_nodes": nodes_kind,
         # for the images role (site.yml): the archives of Istio's images and the samples' images
         "lab_image_archives": role_archives(role_images),
-        **({"lab_ctr": ctr} if ctr else {}),
     }
     (lab_home(name) / "vars.yml").write_text(yaml.safe_dump(variables, default_flow_style=False), encoding="utf-8")
     return variables
@@ -179,8 +178,10 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
         "kubelet": _in_node(builds["kubenode"], "kubelet"),
         "kube-proxy": _in_node(builds["kubenode"], "kube-proxy"),
         "containerd": _in_node(builds["containerd"], "containerd"),
+        "ctr": _in_node(builds["containerd"], "ctr"),
+        "crictl": _in_node(builds["cri-tools"], "crictl"),
     }
-    ctr = _in_node(builds["containerd"], "ctr")
+    ctr = binaries["ctr"]
     server = f"https://{state['bind_address']}:{state['ports']['apiserver']}"
     configs = agents.configs(
         real, pki.Pki(cluster.state_dir / "pki"), server, binaries, proxy_mode, f"{node_lab.pod_prefix}.0.0/16"
@@ -218,7 +219,7 @@ def _up(name, node_lab, cluster, builds, images, inventory_nodes, proxy_mode, sw
     _apply(kubeconfig, COREDNS)
     _wait_available(api, "kube-system", "coredns", 120.0, real)
     mark("CoreDNS available")
-    variables = _write_vars(name, kubeconfig, "real", [i for i in images if i.name not in catalog.CLUSTER_IMAGES], ctr)
+    variables = _write_vars(name, kubeconfig, "real", [i for i in images if i.name not in catalog.CLUSTER_IMAGES])
     _record(name, {"proxy_mode": proxy_mode, "nodes_kind": "real", "timings": timings})
     _say(f"up in {time.monotonic() - t0:.1f}s; kubeconfig: {kubeconfig}")
     return {

@@ -192,6 +192,11 @@ def _kube_ldflags(comp: Component, version: str, info: dict) -> list[str]:
     return flags
 
 
+def _crictl_ldflags(comp: Component, version: str, info: dict) -> list[str]:
+    # What cri-tools' Makefile stamps (without it `crictl --version` says "unknown").
+    return [f"-X {comp.module}/pkg/version.Version={version.lstrip('v')}"]
+
+
 def _containerd_ldflags(comp: Component, version: str, info: dict) -> list[str]:
     # What containerd's Makefile stamps; the kubelet reports it as the node's runtime version.
     pkg = "github.com/containerd/containerd/v2/version"
@@ -275,6 +280,12 @@ COMPONENTS: dict[str, Component] = {
             tags=("no_btrfs", "no_devmapper", "no_zfs"),
         ),
         Component(
+            name="cri-tools",
+            module="sigs.k8s.io/cri-tools",
+            binaries={"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
+            ldflags=_crictl_ldflags,
+        ),
+        Component(
             name="coredns", module="github.com/coredns/coredns", binaries={"coredns": "github.com/coredns/coredns"}
         ),
         Component(name="etcd", module="go.etcd.io/etcd/server/v3", binaries={"etcd": "go.etcd.io/etcd/server/v3"}),
@@ -296,9 +307,9 @@ COMPONENTS: dict[str, Component] = {
         ),
     )
 }
-BUILD_ORDER = ["kube", "etcd", "kwok", "istioctl", "kubenode", "containerd", "coredns", "istio"]
+BUILD_ORDER = ["kube", "etcd", "kwok", "istioctl", "kubenode", "containerd", "cri-tools", "coredns", "istio"]
 # What a lab of real nodes runs on them (and a kwok-only lab does not need).
-NODE_COMPONENTS = ["kubenode", "containerd", "coredns"]
+NODE_COMPONENTS = ["kubenode", "containerd", "cri-tools", "coredns"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def _fail(node: RealNode, unit: str, why: str) -> LabError:
 
 def install(node: RealNode, cfg: kubenode.NodeConfig) -> None:
     """Write the node's files and start containerd (the kubelet waits for the images)."""
-    data = kubenode.tar_stream(kubenode.files(cfg))
+    data = kubenode.tar_stream(kubenode.files(cfg), kubenode.links(cfg))
     proc = subprocess.run(
         [*podman_cmd(), "exec", "-i", node.container, "tar", "-x", "-C", "/"], input=data, capture_output=True
     )

@@ -259,11 +259,25 @@ def files(node: NodeConfig) -> dict[str, tuple[bytes, int]]:
     return out
 
 
-def tar_stream(entries: dict[str, tuple[bytes, int]]) -> bytes:
+# What a bare-metal node with containerd has on PATH (containerd's ctr, kubeadm's cri-tools
+# crictl): the images role imports with ctr, the network audit names pods with crictl.
+ON_PATH = ("ctr", "crictl")
+
+
+def links(node: NodeConfig) -> dict[str, str]:
+    """Symbolic links in /usr/local/bin to the mounted builds of ``ON_PATH``, path -> target."""
+    return {f"usr/local/bin/{name}": node.binaries[name] for name in ON_PATH if name in node.binaries}
+
+
+def tar_stream(entries: dict[str, tuple[bytes, int]], symlinks: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path, (data, mode) in sorted(entries.items()):
             info = tarfile.TarInfo(path)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
+        for path, target in sorted((symlinks or {}).items()):
+            info = tarfile.TarInfo(path)
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+            tar.addfile(info)
     return buf.getvalue()

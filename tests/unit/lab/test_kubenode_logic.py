@@ -24,7 +24,13 @@ def node(**over):
         name="w1",
         address="10.89.79.3",
         pod_cidr="10.246.2.0/24",
-        binaries={"kubelet": "/opt/k/kubelet", "kube-proxy": "/opt/k/kube-proxy", "containerd": "/opt/c/containerd"},
+        binaries={
+            "kubelet": "/opt/k/kubelet",
+            "kube-proxy": "/opt/k/kube-proxy",
+            "containerd": "/opt/c/containerd",
+            "ctr": "/opt/c/ctr",
+            "crictl": "/opt/t/crictl",
+        },
         ca_pem=b"CA",
         kubelet_kubeconfig="kubelet-kc",
         proxy_kubeconfig="proxy-kc",
@@ -76,8 +82,13 @@ def test_units_run_the_mounted_binaries_and_files_are_complete():
     files = kubenode.files(node())
     assert files["etc/kubernetes/kubelet.conf"] == (b"kubelet-kc", 0o600)
     assert set(f"etc/systemd/system/{u}.service" for u in kubenode.UNITS) <= set(files)
-    with tarfile.open(fileobj=__import__("io").BytesIO(kubenode.tar_stream(files))) as tar:
-        assert sorted(tar.getnames()) == sorted(files)
+    links = kubenode.links(node())
+    # on PATH, as a node with containerd and kubeadm's cri-tools has them
+    assert links == {"usr/local/bin/ctr": "/opt/c/ctr", "usr/local/bin/crictl": "/opt/t/crictl"}
+    with tarfile.open(fileobj=__import__("io").BytesIO(kubenode.tar_stream(files, links))) as tar:
+        assert sorted(tar.getnames()) == sorted([*files, *links])
+        crictl = tar.getmember("usr/local/bin/crictl")
+        assert crictl.issym() and crictl.linkname == "/opt/t/crictl"
 
 
 def test_docker_archive_is_reproducible_and_readable(tmp_path):

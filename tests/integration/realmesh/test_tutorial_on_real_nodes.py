@@ -143,6 +143,17 @@ def sidecar_pods(mesh, namespace):
     return [p for p in pods if "istio-proxy" in containers(p)]
 
 
+def assert_xds_accepted(mesh, namespace, pod):
+    """The proxy's Envoy took istiod's listeners and clusters and rejected none of them."""
+    stats = mesh.kubectl(
+        "-n", namespace, "exec", pod, "-c", "istio-proxy", "--", "pilot-agent", "request", "GET", "stats"
+    )
+    values = dict(line.split(": ", 1) for line in stats.stdout.splitlines() if ": " in line)
+    for xds in ("listener_manager.lds", "cluster_manager.cds"):
+        assert values.get(f"{xds}.update_rejected") == "0", (pod, xds, values.get(f"{xds}.update_rejected"))
+        assert int(values.get(f"{xds}.update_success", "0")) >= 1, (pod, xds)
+
+
 # ---- the main job, twice
 
 
@@ -158,6 +169,14 @@ def test_main_job_runs_every_check_for_real(mesh):
         assert summary["findings"]["error"] == 0, (node, summary)
         sidecars += summary["sidecar_pods"]
     assert sidecars == 9, sidecars  # Bookinfo's six pods, nginx, and the split's nginx and tomcat
+    # each pod named by the node's container runtime (crictl, containerd's CRI), as the API names it
+    api = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in mesh.kubectl_json("get", "pods", "-A")["items"]}
+    for node in WORKERS:
+        report = mesh.report(node)
+        assert any(note.startswith("crictl: ") for note in report["runtime"]["notes"]), report["runtime"]
+        for pod in report["pods"]:
+            assert pod["named_by"] == "container runtime (cri)", (node, pod["display"], pod["named_by"])
+            assert (pod["namespace"], pod["name"]) in api, (node, pod["display"])
     # the pods run: no kwok on this lab, every node's kubelet reports them
     for node in mesh.kubectl_json("get", "nodes")["items"]:
         assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {})
@@ -181,17 +200,11 @@ def test_every_proxy_accepts_istiods_configuration(mesh):
         "-n", "istio-system", "get", "pods", "-l", "app in (istio-ingressgateway,istio-egressgateway)"
     )
     pods = [(SAMPLES_NS, p) for p in sidecar_pods(mesh, SAMPLES_NS)]
-    proxies = [(ns, p["metadata"]["name"], "istio-proxy") for ns, p in pods]
-    proxies += [("istio-system", g["metadata"]["name"], "istio-proxy") for g in gateways["items"]]
+    proxies = [(ns, p["metadata"]["name"]) for ns, p in pods]
+    proxies += [("istio-system", g["metadata"]["name"]) for g in gateways["items"]]
     assert len(proxies) == 11, proxies  # nine sidecars, two gateways
-    for namespace, pod, container in proxies:
-        stats = mesh.kubectl(
-            "-n", namespace, "exec", pod, "-c", container, "--", "pilot-agent", "request", "GET", "stats"
-        ).stdout
-        values = dict(line.split(": ", 1) for line in stats.splitlines() if ": " in line)
-        for xds in ("listener_manager.lds", "cluster_manager.cds"):
-            assert values.get(f"{xds}.update_rejected") == "0", (pod, xds, values.get(f"{xds}.update_rejected"))
-            assert int(values.get(f"{xds}.update_success", "0")) >= 1, (pod, xds)
+    for namespace, pod in proxies:
+        assert_xds_accepted(mesh, namespace, pod)
 
 
 def test_nodeport_path_the_audit_traced_is_the_one_requests_take(mesh):
@@ -220,6 +233,33 @@ def test_nodeport_path_the_audit_traced_is_the_one_requests_take(mesh):
 
 
 # ---- what must fail, fails
+
+
+def test_a_control_plane_whose_image_cannot_be_pulled_fails_the_wait_with_the_pods_reasons(mesh):
+    """A new istiod whose image no node has (and no registry can give): the real kubelet cannot
+    pull it, the control-plane role's wait fails naming the pod and the kubelet's reason, the old
+    istiod goes on serving, and the profile as it was is back after one more run."""
+    missing = "docker.io/istio/pilot:meshops-missing"
+    broken = {"istio_control_plane_set": {"values.pilot.image": missing}, "istio_control_plane_wait_timeout": 30}
+    done = mesh.playbook("playbooks/control_plane.yml", "-e", json.dumps(broken), check=False)
+    assert done.returncode != 0, done.stdout[-3000:]
+    assert "not ready after 30 s (istio_control_plane_wait_timeout)" in done.stdout, done.stdout[-3000:]
+    reason = re.search(r"istio-system/istiod-[\w-]+ on (w1|w2): container discovery: (\w+)", done.stdout)
+    assert reason and reason.group(2) in ("ErrImagePull", "ImagePullBackOff"), done.stdout[-3000:]
+    serving = [
+        p
+        for p in mesh.kubectl_json("-n", "istio-system", "get", "pods", "-l", "app=istiod")["items"]
+        if p["spec"]["containers"][0]["image"] != missing
+    ]
+    assert serving and all(p["status"]["phase"] == "Running" for p in serving), serving
+    restored = mesh.playbook("playbooks/control_plane.yml")
+    assert re.search(r"cp1\s+: .*failed=0", restored.stdout), restored.stdout[-2000:]
+    images = [
+        p["spec"]["containers"][0]["image"]
+        for p in mesh.kubectl_json("-n", "istio-system", "get", "pods", "-l", "app=istiod")["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    ]
+    assert images and missing not in images, images
 
 
 def test_verify_refuses_a_90_10_split_checked_as_50_50(mesh):
@@ -312,6 +352,8 @@ def test_labelled_namespace_pods_restarted_get_sidecars_and_istio_init_rules(mes
         pods = wait_for("2/2 Ready web pods with sidecars", injected, timeout=180, every=2)
         again = mesh.ansible.module("meshops.istio.istio_sidecar_injection", injection)
         assert not again["changed"] and again["pods_needing_restart"] == [], again
+        for pod in pods:
+            assert_xds_accepted(mesh, namespace, pod["metadata"]["name"])
         after = mesh.verify(["sidecars"], sidecars={"namespaces": [namespace]})
         assert not after.get("failed"), outcome(after)
         for pod in pods:  # istio-init ran and its rules are in the pod's namespace
@@ -361,6 +403,7 @@ def test_manual_injection_runs_a_sidecar_without_the_label(mesh):
         assert first["changed"], first
         pods = ready_pods(mesh.lab, namespace, "manual", 1)
         assert sorted(containers(pods[0])) == ["app", "istio-proxy"]
+        assert_xds_accepted(mesh, namespace, pods[0]["metadata"]["name"])
         assert "istio-injection" not in mesh.kubectl_json("get", "namespace", namespace)["metadata"].get("labels", {})
         second = mesh.ansible.module("meshops.istio.istio_sidecar_injection", args)
         assert not second["changed"], second

@@ -129,10 +129,18 @@ def down(lab):
             _podman("rm", "-f", *left)
     volumes = _podman("volume", "ls", "--filter", f"label={lab.label}", "--format", "{{.Name}}").stdout.split()
     if volumes:
-        _podman("volume", "rm", "-f", *volumes)
+        _remove("volume", volumes, lambda: [v for v in volumes if _exists("volume", v)])
     if _exists("network", lab.network):
-        _podman("network", "rm", lab.network)
+        _remove("network", [lab.network], lambda: [lab.network] if _exists("network", lab.network) else [])
     return names
+
+
+def _remove(kind, names, left):
+    """``podman <kind> rm``; a failure counts only while something is left: a second ``down`` of
+    the same lab at the same time may have removed it in between ("network not found")."""
+    result = _podman(kind, "rm", *(["-f"] if kind == "volume" else []), *names, check=False)
+    if result.returncode != 0 and left():
+        raise LabNodesError(f"podman {kind} rm {' '.join(names)} failed: {result.stderr.strip()}")
 
 
 def status(lab):

@@ -168,3 +168,24 @@ def test_down_removes_a_node_that_stopped_during_podmans_own_stop(monkeypatch):
     monkeypatch.setattr(containers, "_exists", lambda kind, name: False)
     assert containers.down(containers.Lab("meshops-test")) == ["lab-cp1", "lab-w1"]
     assert ("rm", "-f", "lab-w1") in calls
+
+
+@pytest.mark.parametrize("still_there", [False, True])
+def test_down_of_a_network_another_down_removed_meanwhile(monkeypatch, still_there):
+    """Two ``down`` of one lab at once: the other one removes the network between this one's
+    ``exists`` and ``rm`` (podman's answer replayed, a stand-in: the interleaving cannot be
+    caused on purpose). Gone is what down wants; a network still there is an error."""
+    existing = {"network": [True, still_there]}
+
+    def podman(*args, check=True):
+        if args[:2] == ("network", "rm"):
+            return subprocess.CompletedProcess(args, 125, "", "unable to find network with name or ID meshops-test")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(containers, "_podman", podman)
+    monkeypatch.setattr(containers, "_exists", lambda kind, name: existing[kind].pop(0))
+    if still_there:
+        with pytest.raises(containers.LabNodesError, match="network rm meshops-test failed: unable to find"):
+            containers.down(containers.Lab("meshops-test"))
+    else:
+        assert containers.down(containers.Lab("meshops-test")) == []
